@@ -1,0 +1,5 @@
+"""``python -m symbp`` runs the command line."""
+
+from symbp.cli import main
+
+main()

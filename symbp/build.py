@@ -1,0 +1,65 @@
+"""From a Model to Programs: the one entry point the CLI, codegen, LaTeX and report share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from symbp.backprop import backprop
+from symbp.errors import SpecError
+from symbp.functions import FunctionTable, Z, builtin_table
+from symbp.program import Program
+from symbp.spec import Model
+
+
+@dataclass
+class Derivation:
+    """A model's gradient Program (forward then backward) and its prediction Program."""
+
+    model: Model
+    program: Program
+    predict: Program | None
+    functions: FunctionTable
+
+
+def function_table(model: Model) -> FunctionTable:
+    """Built-in functions plus the spec's ``[functions]``, each parsed (never evaluated)."""
+    table = builtin_table()
+    if not model.functions:
+        return table
+    from symbp.parse import ParseError, parse_expression, to_sympy
+
+    for name, body in model.functions.items():
+        try:
+            tree = parse_expression(body)
+            expr = to_sympy(tree, {"z": Z}, {n: e.cls for n, e in table.items()})
+        except ParseError as err:
+            raise SpecError(f"{err.message} in {body!r}", key=f"functions.{name}") from None
+        if Z not in expr.free_symbols:
+            raise SpecError(
+                f"the body {body!r} does not use its argument z", key=f"functions.{name}"
+            )
+        table = table.extended({name: (expr, body)})
+    return table
+
+
+def forward_program(model: Model) -> tuple[Program, Program | None, FunctionTable]:
+    functions = function_table(model)
+    if model.network is not None:
+        from symbp.network import build_network
+
+        program, predict = build_network(model.network, model.name, functions)
+        program.description = model.description
+        return program, predict, functions
+    from symbp.graph import build_graph
+
+    return build_graph(model, functions), None, functions
+
+
+def derive(model: Model) -> Derivation:
+    """Build the forward Program and append its backward pass; errors name the spec."""
+    try:
+        program, predict, functions = forward_program(model)
+        program.meta["functions"] = functions
+        return Derivation(model, backprop(program), predict, functions)
+    except SpecError as err:
+        raise err.located(where=model.source) from None

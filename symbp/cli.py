@@ -1,0 +1,208 @@
+"""The ``symbp`` command: parse arguments, call the library, print. Nothing else lives here."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from symbp import __version__
+from symbp.errors import SpecError
+from symbp.files import OutputError
+
+EXIT_FAILED_CHECK = 1
+EXIT_BAD_INPUT = 2
+
+
+def _fail(message: str) -> None:
+    click.echo(f"symbp: error: {message}", err=True)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _guard(command: Callable) -> Callable:
+    """Turn a bad spec or a refused output into one line on stderr and exit status 2."""
+
+    @wraps(command)
+    def run(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return command(*args, **kwargs)
+        except (SpecError, OutputError) as err:
+            if debug:
+                traceback.print_exc()
+            _fail(str(err))
+        except RecursionError:
+            if debug:
+                traceback.print_exc()
+            _fail("the input is too deeply nested to process")
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="symbp")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def main(debug: bool) -> None:
+    """Derive, explain and generate backpropagation code from a model spec.
+
+    A spec is a small TOML file describing an MLP ([network]) or any computation graph of
+    assignments ([graph]). symbp builds the forward pass, applies the chain rule in reverse,
+    and writes a standalone NumPy module with forward and backward functions.
+
+    \b
+    Start here:
+      symbp demo                          run everything on the built-in examples
+      symbp generate examples/mlp_digits.toml
+      symbp check generated/mlp_digits.py
+    """
+
+
+def _derive(spec: Path):
+    from symbp.build import derive
+    from symbp.spec import load
+
+    return derive(load(spec))
+
+
+@main.command()
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (one spec) or directory. Default: generated/<name>.py.",
+)
+@click.option("--force", is_flag=True, help="Overwrite files symbp did not write.")
+@_guard
+def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
+    """Write the NumPy module of each SPEC.
+
+    The module imports only NumPy and exposes PARAM_SHAPES, init_params, forward, backward,
+    loss_and_grad (and predict for networks). Every spec is read and derived before anything
+    is written; on any error no file is written. A file that symbp did not write is never
+    overwritten without --force.
+
+    \b
+    Example:
+      symbp generate examples/mlp_digits.toml          # -> generated/mlp_digits.py
+      symbp generate examples/*.toml -o build/
+    """
+    from symbp.codegen import generate as render_module
+    from symbp.files import write_all
+
+    as_file = output is not None and output.suffix == ".py" and not output.is_dir()
+    if as_file and len(specs) > 1:
+        raise OutputError("-o names one file, but several specs were given; name a directory")
+    outputs: dict[Path, str] = {}
+    for spec in specs:
+        derivation = _derive(spec)
+        target = (
+            output if as_file else (output or Path("generated")) / f"{derivation.model.name}.py"
+        )
+        if target in outputs:
+            raise OutputError(f"two specs are named '{derivation.model.name}'; rename one")
+        outputs[target] = render_module(derivation)
+    for path in write_all(outputs, force=force):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("target", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--batch",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows of the random batch.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the random point.")
+@click.option(
+    "--tolerance",
+    default=1e-6,
+    show_default=True,
+    type=click.FloatRange(0, min_open=True),
+    help="Largest relative error that passes.",
+)
+@_guard
+def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
+    """Check gradients against finite differences, for a spec or a generated module.
+
+    TARGET is a spec (.toml: its module is generated to a temporary directory) or a module
+    written by `symbp generate`. At a random float64 point, every parameter entry is moved by
+    ±h and ±2h (h = 1e-5·max(1, |θ|)) and the fourth-order central difference is compared with
+    backward(). relative error = |fd − bp| / max(|fd|, |bp|, 1e-5). Exit status 1 if any
+    parameter's largest relative error exceeds the tolerance.
+
+    \b
+    Example:
+      symbp check examples/logistic_l2.toml
+      symbp check generated/mlp_digits.py --batch 8 --seed 3
+    """
+    from symbp.gradcheck import check_module, load_module
+
+    if target.suffix == ".toml":
+        from symbp.codegen import generate as render_module
+
+        derivation = _derive(target)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"{derivation.model.name}.py"
+            path.write_text(render_module(derivation), encoding="utf-8")
+            module = load_module(path)
+    else:
+        module = load_module(target)
+    result = check_module(module, batch=batch, seed=seed, tolerance=tolerance)
+    click.echo(f"{target}: loss {result.loss:.6g} at a random point (batch {batch}, seed {seed})")
+    click.echo(result.table())
+    verdict = "ok" if result.ok else "FAILED"
+    click.echo(
+        f"{verdict}: largest relative error {result.max_rel_error:.2e} (tolerance {tolerance:g})"
+    )
+    if not result.ok:
+        sys.exit(EXIT_FAILED_CHECK)
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@_guard
+def demo(directory: Path | None) -> None:
+    """Generate and check every built-in example, with no other arguments.
+
+    Writes each example's module to DIRECTORY (default: symbp-demo/) and checks it against
+    finite differences, printing one line per example.
+
+    \b
+    Example:
+      symbp demo
+      symbp demo /tmp/out
+    """
+    from symbp.bundled import example_specs
+    from symbp.codegen import generate as render_module
+    from symbp.files import write_all
+    from symbp.gradcheck import check_module, load_module
+
+    directory = directory or Path("symbp-demo")
+    specs = example_specs()
+    derivations = [_derive(spec) for spec in specs]
+    outputs = {directory / f"{d.model.name}.py": render_module(d) for d in derivations}
+    write_all(outputs)
+    failed = 0
+    click.echo(f"{'example':<24} {'params':>7} {'fwd':>4} {'bwd':>4}  max rel error  ok")
+    for derivation, path in zip(derivations, outputs, strict=True):
+        result = check_module(load_module(path))
+        program = derivation.program
+        entries = sum(r.entries for r in result.rows)
+        failed += not result.ok
+        click.echo(
+            f"{derivation.model.name:<24} {entries:>7} {len(program.forward_eqns):>4} "
+            f"{len(program.backward_eqns):>4}  {result.max_rel_error:>13.2e}  "
+            f"{'yes' if result.ok else 'NO'}"
+        )
+    click.echo(f"wrote {len(outputs)} modules to {directory}/")
+    if failed:
+        sys.exit(EXIT_FAILED_CHECK)

@@ -1,0 +1,352 @@
+"""Elementwise functions: each defined once, by a SymPy body, with its derivative derived by SymPy.
+
+An entry gives the body (the mathematics), how it reads in LaTeX, and how the generated NumPy
+module computes it without overflow. Everything else is derived: the derivative comes from
+``sympy.diff`` of the body, and where that derivative is a polynomial in the function's own
+output (σ′ = σ(1 − σ), tanh′ = 1 − tanh²) or in another function of the table
+(softplus′ = σ), it is rewritten so, which lets the backward pass reuse the cached activation.
+
+Functions are SymPy ``Function`` subclasses whose ``fdiff`` is that derived derivative, so the
+naive ``sympy.diff`` of an expanded loss and the backprop rules share one derivative.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import sympy
+
+Z = sympy.Symbol("z")
+"""The argument of every function body."""
+
+_FIT_POINTS = [
+    sympy.Rational(p, 10) for p in (-17, -6, 3, 11, 23, -25, 7, -2, 15, -9, -31, -13, 19, 5)
+]
+_FIT_DEGREE = 2
+
+
+@dataclass(frozen=True)
+class NumpyForm:
+    """How generated code computes a function: an expression template and an optional helper.
+
+    ``expr`` is a format string over ``{x}``. ``helper`` is the source of a small function the
+    generated module defines when it uses this one (``def sigmoid(x): ...``), so the stable
+    formula is written once, with its equation in the docstring.
+    """
+
+    expr: str
+    helper: str | None = None
+    needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ElementwiseFunction:
+    """One elementwise function: body, printing forms, and the SymPy class built from them."""
+
+    name: str
+    body: sympy.Expr
+    latex: str
+    numpy: NumpyForm
+    description: str
+    cls: type[sympy.Function] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+
+    def __call__(self, arg: sympy.Expr) -> sympy.Expr:
+        return self.cls(arg)
+
+
+def _diff_body(body: sympy.Expr) -> sympy.Expr:
+    derivative = sympy.diff(body, Z)
+    if derivative.has(sympy.Piecewise):
+        derivative = sympy.piecewise_fold(derivative)
+    return derivative
+
+
+def _numeric(expr: sympy.Expr, point: sympy.Rational) -> sympy.Float | None:
+    value = sympy.N(expr.subs(Z, point), 40)
+    if not value.is_real or not value.is_finite:
+        return None
+    return value
+
+
+def _fit_polynomial(
+    target: sympy.Expr, basis: sympy.Expr, points: Iterable[sympy.Rational]
+) -> sympy.Expr | None:
+    """Write ``target(z)`` as c0 + c1·b(z) + c2·b(z)² with small rational c, if it is one.
+
+    The coefficients come from a least-squares-free exact solve at three points and are then
+    checked at every other point to 30 digits, so a coincidence cannot pass.
+    """
+    samples = []
+    for p in points:
+        t, b = _numeric(target, p), _numeric(basis, p)
+        if t is None or b is None:
+            return None
+        samples.append((t, b))
+    if len(samples) < _FIT_DEGREE + 4:
+        return None
+    for degree in range(_FIT_DEGREE + 1):
+        fit, check = samples[: degree + 1], samples[degree + 1 :]
+        matrix = sympy.Matrix([[b**k for k in range(degree + 1)] for _, b in fit])
+        if abs(matrix.det()) < 1e-12:
+            continue
+        coeffs = matrix.LUsolve(sympy.Matrix([t for t, _ in fit]))
+        exact = [sympy.nsimplify(c, rational=True, tolerance=1e-25) for c in coeffs]
+        if any(sympy.denom(c) > 1000 or abs(sympy.numer(c)) > 10**6 for c in exact):
+            continue
+        if all(abs(sum(c * b**k for k, c in enumerate(exact)) - t) < 1e-30 for t, b in check):
+            a = sympy.Symbol("a")
+            return _readable_polynomial(sympy.Poly(list(reversed(exact)), a)).subs(a, basis)
+    return None
+
+
+def _readable_polynomial(poly: sympy.Poly) -> sympy.Expr:
+    """The shortest form of a small polynomial, factored as the seeds write it (σ(1 − σ)).
+
+    A negative leading coefficient is absorbed by flipping one linear factor (a − 1 → 1 − a).
+    """
+    expanded = poly.as_expr()
+    coeff, factors = poly.factor_list()
+    terms = [f.as_expr() ** k for f, k in factors]
+    if coeff < 0:
+        for i, (f, k) in enumerate(factors):
+            if f.degree() == 1 and k % 2 == 1:
+                terms[i] = (-f.as_expr()) * f.as_expr() ** (k - 1)
+                coeff = -coeff
+                break
+    factored = sympy.Mul(coeff, *terms)
+    return min((factored, expanded), key=sympy.count_ops)
+
+
+def _branch_points(condition: sympy.Basic) -> list[sympy.Rational]:
+    return [p for p in _FIT_POINTS if bool(condition.subs(Z, p))]
+
+
+def _rewrite(derivative: sympy.Expr, bases: Iterable[tuple[sympy.Expr, sympy.Expr]]):
+    """Rewrite a derivative in the first basis function it is a polynomial of, branch by branch.
+
+    ``bases`` pairs a body (for evaluation) with the expression to write (``f(z)``).
+    """
+    bases = list(bases)
+    if isinstance(derivative, sympy.Piecewise):
+        pieces = []
+        taken = sympy.false
+        for branch, condition in derivative.args:
+            region = sympy.And(condition, sympy.Not(taken))
+            points = _branch_points(region)
+            pieces.append((_rewrite_smooth(branch, bases, points), condition))
+            taken = sympy.Or(taken, condition)
+        return sympy.Piecewise(*pieces)
+    return _rewrite_smooth(derivative, bases, _FIT_POINTS)
+
+
+def _rewrite_smooth(derivative, bases, points):
+    if derivative.is_number or derivative.has(sympy.Piecewise):
+        return derivative
+    for body, written in bases:
+        fitted = _fit_polynomial(derivative, body, points)
+        if fitted is not None:
+            return fitted.subs(body, written) if fitted.has(body) else fitted
+    return derivative
+
+
+def _make_class(name: str, derivative: Callable[[sympy.Expr], sympy.Expr]) -> type:
+    def fdiff(self, argindex=1):
+        if argindex != 1:
+            raise sympy.ArgumentIndexError(self, argindex)
+        return derivative(self.args[0])
+
+    return type(name, (sympy.Function,), {"nargs": 1, "fdiff": fdiff, "__module__": __name__})
+
+
+class FunctionTable(Mapping[str, ElementwiseFunction]):
+    """The functions a model may use: the built-ins plus the spec's own ``[functions]``."""
+
+    def __init__(self, entries: Iterable[ElementwiseFunction]):
+        self._entries = {e.name: e for e in entries}
+
+    def __getitem__(self, name: str) -> ElementwiseFunction:
+        return self._entries[name]
+
+    def __iter__(self):
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def by_class(self, cls: type) -> ElementwiseFunction | None:
+        """The entry whose SymPy class (or SymPy built-in) is ``cls``."""
+        for entry in self._entries.values():
+            if entry.cls is cls:
+                return entry
+        return None
+
+    def extended(self, definitions: Mapping[str, tuple[sympy.Expr, str]]) -> FunctionTable:
+        """A new table with user functions ``name -> (body in z, description)`` added."""
+        entries = list(self._entries.values())
+        for name, (body, description) in definitions.items():
+            entries.append(
+                _define(
+                    name,
+                    body,
+                    latex=r"\operatorname{" + name.replace("_", r"\_") + "}",
+                    numpy=None,
+                    description=description,
+                    known=entries,
+                )
+            )
+        return FunctionTable(entries)
+
+    def numpy_form(self, entry: ElementwiseFunction) -> NumpyForm:
+        return entry.numpy
+
+
+def _define(
+    name: str,
+    body: sympy.Expr,
+    *,
+    latex: str,
+    numpy: NumpyForm | None,
+    description: str,
+    known: list[ElementwiseFunction],
+    builtin: type | None = None,
+) -> ElementwiseFunction:
+    """Build an entry: derive the derivative once, rewrite it, and make the SymPy class."""
+    if builtin is not None:
+        cls = builtin
+    else:
+        holder: dict[str, type] = {}
+
+        @functools.cache
+        def derivative_template() -> sympy.Expr:
+            this = holder["cls"](Z)
+            raw = _diff_body(body)
+            bases = [(body, this)]
+            bases += [(e.body, e.cls(Z)) for e in known if e.cls is not None]
+            return _rewrite(raw, bases)
+
+        def derivative(arg: sympy.Expr) -> sympy.Expr:
+            return derivative_template().subs(Z, arg)
+
+        cls = _make_class(name, derivative)
+        holder["cls"] = cls
+    if numpy is None:
+        numpy = NumpyForm(expr=name + "({x})", helper=None)
+    return ElementwiseFunction(
+        name=name, body=body, latex=latex, numpy=numpy, description=description, cls=cls
+    )
+
+
+_SIGMOID_HELPER = '''def sigmoid(x):
+    """σ(x) = 1 / (1 + exp(−x)), through exp(−|x|) so that no exp overflows."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1, e) / (1 + e)
+'''
+
+_GELU_C = math.sqrt(2 / math.pi)
+
+
+def _builtin_entries() -> list[ElementwiseFunction]:
+    """The built-in table, in the order users see it in ``--help`` and errors."""
+    entries: list[ElementwiseFunction] = []
+
+    def add(name, body, latex, numpy, description, builtin=None):
+        entries.append(
+            _define(
+                name,
+                body,
+                latex=latex,
+                numpy=numpy,
+                description=description,
+                known=list(entries),
+                builtin=builtin,
+            )
+        )
+
+    add("exp", sympy.exp(Z), r"\exp", NumpyForm("np.exp({x})"), "e^z", builtin=sympy.exp)
+    add("log", sympy.log(Z), r"\log", NumpyForm("np.log({x})"), "natural log", builtin=sympy.log)
+    add("sqrt", sympy.sqrt(Z), r"\sqrt", NumpyForm("np.sqrt({x})"), "square root", builtin=None)
+    add("tanh", sympy.tanh(Z), r"\tanh", NumpyForm("np.tanh({x})"), "tanh z", sympy.tanh)
+    add(
+        "sigmoid",
+        1 / (1 + sympy.exp(-Z)),
+        r"\sigma",
+        NumpyForm("sigmoid({x})", _SIGMOID_HELPER),
+        "logistic σ(z) = 1/(1 + e^−z)",
+    )
+    sigmoid = entries[-1].cls
+    add("identity", Z, "", NumpyForm("{x}"), "z")
+    add(
+        "relu",
+        sympy.Piecewise((Z, Z > 0), (0, True)),
+        r"\operatorname{relu}",
+        NumpyForm("np.maximum({x}, 0)"),
+        "max(z, 0); derivative 0 at z = 0",
+    )
+    add(
+        "leaky_relu",
+        sympy.Piecewise((Z, Z > 0), (Z / 100, True)),
+        r"\operatorname{lrelu}",
+        NumpyForm("np.where({x} > 0, {x}, 0.01 * {x})"),
+        "z for z > 0, 0.01·z otherwise",
+    )
+    add(
+        "softplus",
+        sympy.log(1 + sympy.exp(Z)),
+        r"\operatorname{softplus}",
+        NumpyForm("np.logaddexp(0, {x})"),
+        "log(1 + e^z)",
+    )
+    add(
+        "silu",
+        Z * sigmoid(Z),
+        r"\operatorname{silu}",
+        NumpyForm("{x} * sigmoid({x})", needs=("sigmoid",)),
+        "z·σ(z) (swish)",
+    )
+    add(
+        "gelu",
+        Z
+        / 2
+        * (1 + sympy.tanh(sympy.sqrt(2 / sympy.pi) * (Z + sympy.Rational(44715, 10**6) * Z**3))),
+        r"\operatorname{gelu}",
+        NumpyForm(
+            "0.5 * {x} * (1 + np.tanh(" + repr(_GELU_C) + " * {x} * (1 + 0.044715 * {x} * {x})))"
+        ),
+        "GELU, tanh approximation",
+    )
+    add(
+        "elu",
+        sympy.Piecewise((Z, Z > 0), (sympy.exp(Z) - 1, True)),
+        r"\operatorname{elu}",
+        NumpyForm("np.where({x} > 0, {x}, np.expm1(np.minimum({x}, 0)))"),
+        "z for z > 0, e^z − 1 otherwise (α = 1)",
+    )
+    return entries
+
+
+@functools.cache
+def builtin_table() -> FunctionTable:
+    """The built-in functions; built once per process (derivatives are derived lazily)."""
+    return FunctionTable(_builtin_entries())
+
+
+ACTIVATIONS = (
+    "identity",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "softplus",
+    "silu",
+    "gelu",
+    "elu",
+)
+"""The built-in functions a ``[network]`` layer may name (any table entry is accepted)."""
+
+
+def derivative(entry: ElementwiseFunction, arg: sympy.Expr = Z) -> sympy.Expr:
+    """The derivative of ``entry`` at ``arg``, in the form the backward pass uses."""
+    return sympy.diff(entry.cls(Z), Z).subs(Z, arg)

@@ -1,0 +1,185 @@
+"""Central finite differences against a generated module, in float64 on random data.
+
+Each parameter entry θ is moved by ±h and ±2h, with h = 1e-3·max(1, |θ|), and the fourth-order
+stencil (−f(θ+2h) + 8f(θ+h) − 8f(θ−h) + f(θ−2h)) / 12h is compared with ``backward``: its
+truncation error is O(h⁴) and its rounding error about ε·|f|/h, both near 1e-13. The same
+stencil at h/4 must agree; where it does not (a ReLU kink inside the step), the entry is
+estimated again with h = 1e-7·max(1, |θ|), small enough not to cross the kink. The
+relative error of an entry is |fd − bp| / max(|fd|, |bp|, 1e-5) (the floor keeps entries that
+are near zero in both from dividing the stencil's ~1e-13 noise by noise: there the error must
+be below tolerance × 1e-5 in absolute terms); a parameter passes when its largest relative
+error is at most the tolerance, 1e-6 by default.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOLERANCE = 1e-6
+FLOOR = 1e-5
+_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class ParamCheck:
+    name: str
+    entries: int
+    max_abs_error: float
+    max_rel_error: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    rows: list[ParamCheck]
+    tolerance: float
+    loss: float
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.rows)
+
+    @property
+    def max_rel_error(self) -> float:
+        return max((r.max_rel_error for r in self.rows), default=0.0)
+
+    def table(self) -> str:
+        """The result as an aligned text table: parameter | max abs error | max rel error | ok."""
+        header = ("parameter", "entries", "max abs error", "max rel error", "ok")
+        body = [
+            (
+                r.name,
+                str(r.entries),
+                f"{r.max_abs_error:.2e}",
+                f"{r.max_rel_error:.2e}",
+                "yes" if r.ok else "NO",
+            )
+            for r in self.rows
+        ]
+        widths = [max(len(row[i]) for row in [header, *body]) for i in range(len(header))]
+        lines = [
+            "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+            for row in [header, *body]
+        ]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+
+def load_module(path: str | Path) -> types.ModuleType:
+    """Import a generated module from a file, under a fresh name so reloading is safe."""
+    path = Path(path)
+    name = f"_symbp_checked_{path.stem}_{next(_counter)}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(name, None)
+    return module
+
+
+def random_inputs(module: types.ModuleType, rng: np.random.Generator, sizes: Mapping[str, int]):
+    """Inputs of the shapes and kinds the module declares, sizes filled from ``sizes``."""
+    inputs = {}
+    for name, shape in module.INPUT_SHAPES.items():
+        concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        kind = module.INPUT_KINDS.get(name, "real")
+        if kind == "one-hot":
+            labels = rng.integers(0, concrete[-1], size=concrete[:-1])
+            inputs[name] = np.eye(concrete[-1])[labels]
+        elif kind == "probability":
+            inputs[name] = rng.uniform(0.05, 0.95, size=concrete)
+        else:
+            inputs[name] = rng.standard_normal(concrete)
+    return inputs
+
+
+def random_params(module: types.ModuleType, rng: np.random.Generator, sizes: Mapping[str, int]):
+    """Parameters with every entry random (zero biases would hide errors), in float64."""
+    params = {}
+    for name, shape in module.PARAM_SHAPES.items():
+        concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+        fan_in = concrete[0] if len(concrete) == 2 else 1
+        params[name] = rng.standard_normal(concrete) / np.sqrt(fan_in)
+    return params
+
+
+def check_module(
+    module: types.ModuleType,
+    *,
+    batch: int = 4,
+    seed: int = 0,
+    sizes: Mapping[str, int] | None = None,
+    tolerance: float = TOLERANCE,
+    progress: Callable[[str], None] | None = None,
+) -> CheckResult:
+    """Compare ``backward`` with finite differences of ``forward`` for every parameter entry."""
+    rng = np.random.default_rng(seed)
+    named = {
+        d
+        for shape in [*module.PARAM_SHAPES.values(), *module.INPUT_SHAPES.values()]
+        for d in shape
+        if isinstance(d, str)
+    }
+    all_sizes = {d: 3 for d in named} | {"m": batch} | dict(sizes or {})
+    params = random_params(module, rng, all_sizes)
+    inputs = random_inputs(module, rng, all_sizes)
+    args = list(inputs.values())
+
+    def loss(p):
+        value, _ = module.forward(p, *args)
+        return float(value)
+
+    base_loss, grads = module.loss_and_grad(params, *args)
+    if not np.isfinite(base_loss):
+        raise ValueError("the loss is not finite at the random point; check the model's domain")
+    rows = []
+    for name, value in params.items():
+        if progress:
+            progress(name)
+        analytic = np.asarray(grads[name], dtype=np.float64)
+        numeric = np.empty_like(value)
+        for idx in np.ndindex(value.shape):
+            numeric[idx] = _estimate(loss, params, name, idx)
+        abs_err = np.abs(numeric - analytic)
+        scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), FLOOR)
+        rel_err = abs_err / scale
+        max_abs = float(abs_err.max(initial=0.0))
+        max_rel = float(rel_err.max(initial=0.0))
+        rows.append(ParamCheck(name, value.size, max_abs, max_rel, max_rel <= tolerance))
+    return CheckResult(rows, tolerance, float(base_loss))
+
+
+STEP = 1e-3
+KINK_STEP = 1e-7
+
+
+def _estimate(loss, params, name, idx) -> float:
+    coarse = _stencil(loss, params, name, idx, STEP)
+    fine = _stencil(loss, params, name, idx, STEP / 4)
+    if abs(coarse - fine) <= 1e-9 * max(1.0, abs(coarse)):
+        return coarse
+    return _stencil(loss, params, name, idx, KINK_STEP)
+
+
+def _stencil(loss, params, name, idx, step) -> float:
+    original = params[name][idx]
+    h = step * max(1.0, abs(original))
+    values = []
+    for step in (2 * h, h, -h, -2 * h):
+        params[name][idx] = original + step
+        values.append(loss(params))
+    params[name][idx] = original
+    f2, f1, fm1, fm2 = values
+    return (-f2 + 8 * f1 - 8 * fm1 + fm2) / (12 * h)

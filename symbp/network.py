@@ -1,0 +1,104 @@
+"""MLP sugar: layers + loss + regularizer → forward Program, in the row-major batch form.
+
+``Z{l} = A{l-1} @ W{l} + b{l}``, ``A{l} = act(Z{l})``, ``A0 = X`` of shape (m, inputs), as in
+seed 003; the loss divides by m once (seed 002), and L2 adds (l2/2)·Σ‖Wₗ‖², biases excluded.
+"""
+
+from __future__ import annotations
+
+import sympy
+
+from symbp import naming
+from symbp.functions import FunctionTable
+from symbp.ops import fused_loss_attrs
+from symbp.program import Builder, Program, Var
+from symbp.spec import Network
+
+BATCH = "m"
+
+
+def build_network(net: Network, name: str, functions: FunctionTable) -> tuple[Program, Program]:
+    """The training Program (loss) and the prediction Program (outputs) of a network."""
+    program = _declare(net, name)
+    builder = Builder(program)
+    logits = _layers(builder, net, functions)
+    loss = builder.emit(
+        net.loss,
+        [logits, "T"],
+        fused_loss_attrs(program.vars[logits].shape, net.reduction),
+        name="L",
+        exact_name=True,
+        doc="the data loss",
+    )
+    if net.l2 is not None:
+        norms = [
+            builder.emit("sum_squares", [naming.layer("W", i)], {}, name=naming.layer("R", i))
+            for i in range(1, len(net.layers) + 1)
+        ]
+        penalty = sympy.Add(*(sympy.Symbol(r) for r in norms))
+        objective = sympy.Symbol(loss) + sympy.Symbol("l2") / 2 * penalty
+        loss = builder.ewise(objective, name="E", exact_name=True, doc="loss plus L2 penalty")
+    program.loss = loss
+
+    predict = _declare(net, name, with_targets=False)
+    pbuilder = Builder(predict)
+    output = _layers(pbuilder, net, functions)
+    if net.loss == "softmax_cross_entropy":
+        output = pbuilder.emit("softmax", [output], {}, name="P", exact_name=True)
+    elif net.loss == "sigmoid_binary_cross_entropy":
+        output = pbuilder.ewise(functions["sigmoid"](sympy.Symbol(output)), name="P")
+    predict.loss = output
+    return program, predict
+
+
+def _declare(net: Network, name: str, *, with_targets: bool = True) -> Program:
+    outputs = net.layers[-1].units
+    variables = {"X": Var("X", (BATCH, net.inputs), "input", doc="inputs, one sample per row")}
+    inputs = ["X"]
+    if with_targets:
+        variables["T"] = Var("T", (BATCH, outputs), "input", doc="targets")
+        inputs.append("T")
+    params = []
+    fan_in = net.inputs
+    for i, layer in enumerate(net.layers, start=1):
+        w, b = naming.layer("W", i), naming.layer("b", i)
+        variables[w] = Var(w, (fan_in, layer.units), "param", doc=f"layer {i} weights")
+        variables[b] = Var(b, (layer.units,), "param", doc=f"layer {i} biases")
+        params += [w, b]
+        fan_in = layer.units
+    consts = []
+    if net.l2 is not None and with_targets:
+        variables["l2"] = Var("l2", (), "const", default=net.l2, doc="L2 penalty weight")
+        consts.append("l2")
+    meta = {"kind": "network", "loss": net.loss, "reduction": net.reduction, "l2": net.l2}
+    meta["init"] = {p: ("zeros" if p.startswith("b") else "fan_in") for p in params}
+    if net.loss == "softmax_cross_entropy":
+        meta["labels"] = {"T": outputs}
+        meta["kinds"] = {"T": "one-hot"}
+    elif net.loss == "sigmoid_binary_cross_entropy":
+        meta["kinds"] = {"T": "probability"}
+    return Program(
+        name=name,
+        vars=variables,
+        eqns=[],
+        loss="",
+        inputs=inputs,
+        params=params,
+        consts=consts,
+        meta=meta,
+    )
+
+
+def _layers(builder: Builder, net: Network, functions: FunctionTable) -> str:
+    activation = "X"
+    for i, layer in enumerate(net.layers, start=1):
+        w, b = naming.layer("W", i), naming.layer("b", i)
+        z = builder.emit(
+            "affine", [activation, w, b], {}, name=naming.layer("Z", i), exact_name=True
+        )
+        if layer.activation == "identity":
+            activation = z
+        else:
+            expr = functions[layer.activation](sympy.Symbol(z))
+            activation = builder.ewise(expr, name=naming.layer("A", i), exact_name=True)
+    return activation

@@ -1,0 +1,235 @@
+"""Expression printers: NumPy code, LaTeX and plain text, subclassed once from SymPy's.
+
+The NumPy printer writes code as ``ruff format`` would (spaces around binary operators,
+``x**2`` hugged only for simple operands), so generated modules need no formatter pass, and it
+prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stays float32).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sympy
+from sympy.printing.latex import LatexPrinter
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.precedence import PRECEDENCE, precedence
+from sympy.printing.str import StrPrinter
+
+from symbp.functions import FunctionTable
+
+_NP_FUNCS = {
+    "exp": "np.exp",
+    "log": "np.log",
+    "tanh": "np.tanh",
+    "Abs": "np.abs",
+    "sin": "np.sin",
+    "cos": "np.cos",
+}
+
+
+def _is_simple(expr: sympy.Expr) -> bool:
+    """Operands that ruff hugs in a power: names and non-negative numbers."""
+    return expr.is_Symbol or (expr.is_Integer and expr >= 0)
+
+
+class CodePrinter(NumPyPrinter):
+    """Right-hand sides for the generated module; function calls come from the function table."""
+
+    def __init__(self, functions: FunctionTable):
+        super().__init__({"fully_qualified_modules": False, "inline": True})
+        self.functions = functions
+        self.used_functions: set[str] = set()
+
+    def doprint_expr(self, expr: sympy.Expr) -> str:
+        return self._print(expr)
+
+    def _print(self, expr, **kwargs):
+        # A constant such as sqrt(2/π) is printed as a Python float: NumPy treats Python
+        # scalars as weak, so float32 arrays stay float32 (np.sqrt(2) would be float64).
+        if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Rational:
+            return repr(float(expr))
+        return super()._print(expr, **kwargs)
+
+    # atoms
+    def _print_Symbol(self, expr):
+        return expr.name
+
+    def _print_Integer(self, expr):
+        return str(int(expr))
+
+    def _print_Rational(self, expr):
+        return f"{expr.p} / {expr.q}"
+
+    def _print_Float(self, expr):
+        return repr(float(expr))
+
+    def _print_Pi(self, expr):
+        return "np.pi"
+
+    def _print_Exp1(self, expr):
+        return "np.e"
+
+    def _print_BooleanTrue(self, expr):
+        return "True"
+
+    def _paren(self, expr, level: int, strict: bool = False) -> str:
+        text = self._print(expr)
+        p = precedence(expr)
+        if p < level or (strict and p <= level):
+            return f"({text})"
+        return text
+
+    # arithmetic
+    def _print_Add(self, expr):
+        ordered = expr.as_ordered_terms()
+        # Positive terms first, so that y − t reads as written, not as −t + y.
+        terms = [t for t in ordered if not t.could_extract_minus_sign()]
+        terms += [t for t in ordered if t.could_extract_minus_sign()]
+        if terms[0].could_extract_minus_sign():
+            out = "-" + self._paren(-terms[0], PRECEDENCE["Add"], strict=True)
+            for term in terms[1:]:
+                out += " - " + self._paren(-term, PRECEDENCE["Add"], strict=True)
+            return out
+        out = self._paren(terms[0], PRECEDENCE["Add"])
+        for term in terms[1:]:
+            if term.could_extract_minus_sign():
+                out += " - " + self._paren(-term, PRECEDENCE["Add"], strict=True)
+            else:
+                out += " + " + self._paren(term, PRECEDENCE["Add"])
+        return out
+
+    def _print_Mul(self, expr):
+        if expr.could_extract_minus_sign():
+            inner = -expr
+            text = self._paren(inner, PRECEDENCE["Mul"])
+            return "-" + text
+        numer, denom = [], []
+        for factor in expr.as_ordered_factors():
+            if factor.is_Rational and factor.q != 1:
+                if factor.p != 1:
+                    numer.append(sympy.Integer(factor.p))
+                denom.append(sympy.Integer(factor.q))
+            elif factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+                denom.append(sympy.Pow(factor.base, -factor.exp))
+            else:
+                numer.append(factor)
+        top = " * ".join(self._paren(f, PRECEDENCE["Mul"]) for f in numer) if numer else "1"
+        if not denom:
+            return top
+        if len(denom) == 1:
+            bottom = self._paren(denom[0], PRECEDENCE["Mul"], strict=True)
+        else:
+            bottom = "(" + " * ".join(self._paren(f, PRECEDENCE["Mul"]) for f in denom) + ")"
+        return f"{top} / {bottom}"
+
+    def _print_Pow(self, expr, rational=False):
+        base, exp = expr.base, expr.exp
+        if exp == sympy.Rational(1, 2):
+            return f"np.sqrt({self._print(base)})"
+        if exp.is_Rational and exp.is_negative:
+            return "1 / " + self._paren(sympy.Pow(base, -exp), PRECEDENCE["Mul"], strict=True)
+        b = self._paren(base, PRECEDENCE["Pow"], strict=True)
+        e = self._paren(exp, PRECEDENCE["Pow"])
+        if _is_simple(base) and _is_simple(exp):
+            return f"{b}**{e}"
+        return f"{b} ** {e}"
+
+    # functions
+    def _print_Function(self, expr):
+        entry = self.functions.by_class(type(expr))
+        if entry is not None:
+            self.used_functions.add(entry.name)
+            self.used_functions.update(entry.numpy.needs)
+            arg = self._print(expr.args[0])
+            template = entry.numpy.expr
+            if template.count("{x}") > 1 and not expr.args[0].is_Symbol:
+                arg = f"({arg})"
+            return template.format(x=arg)
+        name = type(expr).__name__
+        if name in _NP_FUNCS:
+            return f"{_NP_FUNCS[name]}({', '.join(self._print(a) for a in expr.args)})"
+        raise ValueError(f"no NumPy form for function {name}")
+
+    def _print_exp(self, expr):
+        return self._print_Function(expr)
+
+    def _print_log(self, expr):
+        return self._print_Function(expr)
+
+    def _print_tanh(self, expr):
+        return self._print_Function(expr)
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is not sympy.true:
+            raise ValueError("a Piecewise needs a final True branch")
+        out = self._print(last)
+        for value, condition in reversed(branches):
+            out = f"np.where({self._print(condition)}, {self._print(value)}, {out})"
+        return out
+
+    def _print_Relational(self, expr):
+        return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+
+class TextPrinter(StrPrinter):
+    """Equations for docstrings: SymPy's ``str`` with the table's function names."""
+
+    def __init__(self, functions: FunctionTable):
+        super().__init__({"order": None})
+        self.functions = functions
+
+    def _print_Function(self, expr):
+        entry = self.functions.by_class(type(expr))
+        name = entry.name if entry is not None else type(expr).__name__
+        return f"{name}({', '.join(self._print(a) for a in expr.args)})"
+
+    def _print_Piecewise(self, expr):
+        parts = [f"{self._print(v)} if {self._print(c)}" for v, c in expr.args[:-1]]
+        parts.append(f"{self._print(expr.args[-1][0])} otherwise")
+        return "(" + ", ".join(parts) + ")"
+
+
+class MathLatexPrinter(LatexPrinter):
+    """LaTeX with value names as symbols (``W1`` → ``W_{1}``) and the table's function names."""
+
+    def __init__(self, functions: FunctionTable, symbol_names: Mapping[sympy.Symbol, str]):
+        super().__init__({"symbol_names": dict(symbol_names), "mul_symbol": None})
+        self.functions = functions
+
+    def _print_Function(self, expr, exp=None):
+        entry = self.functions.by_class(type(expr))
+        if entry is None:
+            return super()._print_Function(expr, exp)
+        arg = self._print(expr.args[0])
+        if entry.name == "identity":
+            return arg
+        head = entry.latex
+        if exp is not None:
+            head = f"{head}^{{{exp}}}"
+        return f"{head}\\left({arg}\\right)"
+
+
+class Printers:
+    """The printers one Program is shown with; op forms call these for their expressions."""
+
+    def __init__(self, functions: FunctionTable, latex_names: Mapping[str, str] | None = None):
+        self.functions = functions
+        self.code = CodePrinter(functions)
+        self._text = TextPrinter(functions)
+        self._latex_names = dict(latex_names or {})
+        self._latex = MathLatexPrinter(
+            functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}
+        )
+
+    def numpy(self, expr: sympy.Expr) -> str:
+        return self.code.doprint_expr(expr)
+
+    def latex(self, expr: sympy.Expr) -> str:
+        return self._latex.doprint(expr)
+
+    def latex_name(self, name: str) -> str:
+        return self._latex_names.get(name, name)
+
+    def text(self, expr: sympy.Expr) -> str:
+        return self._text.doprint(expr)

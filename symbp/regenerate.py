@@ -1,0 +1,34 @@
+"""The golden record: every example's outputs under ``generated/``, rebuilt by one function.
+
+``python -m symbp.regenerate`` rewrites them; the freshness test compares byte for byte.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from symbp.build import derive
+from symbp.bundled import example_specs
+from symbp.codegen import generate
+from symbp.spec import load
+
+
+def expected_outputs(root: Path) -> dict[Path, str]:
+    """File path → text, for every example spec, as ``symbp generate`` would write them."""
+    outputs = {}
+    for spec in example_specs():
+        derivation = derive(load(spec.relative_to(root) if spec.is_relative_to(root) else spec))
+        outputs[root / "generated" / f"{derivation.model.name}.py"] = generate(derivation)
+    return outputs
+
+
+def main() -> None:
+    from symbp.files import write_all
+
+    root = Path(__file__).resolve().parent.parent
+    for path in write_all(expected_outputs(root)):
+        print(f"wrote {path.relative_to(root)}")
+
+
+if __name__ == "__main__":
+    main()
