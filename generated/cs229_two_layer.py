@@ -24,7 +24,7 @@ Forward pass::
 
 Backward pass (``dV`` is the gradient of the loss with respect to ``V``)::
 
-    dZ2 = (-T + Z2)/m
+    dZ2 = (Z2 - T)/m
     dA1 = dZ2 W2ᵀ
     dW2 = A1ᵀ dZ2
     db2 = Σ_axis0 dZ2
@@ -179,7 +179,10 @@ def _params(params, dims):
 
 
 def _input(name, value, shape, dims, dtype):
-    """``value`` as an array of the parameters' dtype (integers convert; other floats do not)."""
+    """``value`` as an array of the parameters' dtype (Python numbers and integers convert;
+    arrays of another float dtype do not)."""
+    if isinstance(value, int | float):
+        value = np.asarray(value, dtype=dtype)
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(dtype)

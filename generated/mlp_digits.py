@@ -103,7 +103,8 @@ def forward(params, X, T, *, l2=0.0001):
     X : array (m x 64)
         inputs, one sample per row
     T : array (m x 10) or integer labels (m)
-        targets; labels are class indices 0..9
+        targets; each row sums to 1 (one-hot targets), as the loss assumes; labels are class
+        indices 0..9
     l2 : float
         L2 penalty weight (default 0.0001)
 
@@ -205,7 +206,10 @@ def _params(params, dims):
 
 
 def _input(name, value, shape, dims, dtype):
-    """``value`` as an array of the parameters' dtype (integers convert; other floats do not)."""
+    """``value`` as an array of the parameters' dtype (Python numbers and integers convert;
+    arrays of another float dtype do not)."""
+    if isinstance(value, int | float):
+        value = np.asarray(value, dtype=dtype)
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(dtype)

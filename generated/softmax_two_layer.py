@@ -104,7 +104,8 @@ def forward(params, X, T):
     X : array (m x 4)
         inputs, one sample per row
     T : array (m x 3) or integer labels (m)
-        targets; labels are class indices 0..2
+        targets; each row sums to 1 (one-hot targets), as the loss assumes; labels are class
+        indices 0..2
 
     Returns
     -------
@@ -195,7 +196,10 @@ def _params(params, dims):
 
 
 def _input(name, value, shape, dims, dtype):
-    """``value`` as an array of the parameters' dtype (integers convert; other floats do not)."""
+    """``value`` as an array of the parameters' dtype (Python numbers and integers convert;
+    arrays of another float dtype do not)."""
+    if isinstance(value, int | float):
+        value = np.asarray(value, dtype=dtype)
     array = np.asarray(value)
     if array.dtype.kind in "biu":
         array = array.astype(dtype)

@@ -19,6 +19,10 @@ from symbp.program import Eqn, Program, Shape, Var, shape_text
 from symbp.templating import render
 
 DOC_WIDTH = 92
+KIND_DOCS = {
+    "one-hot": "each row sums to 1 (one-hot targets), as the loss assumes",
+    "probability": "targets in [0, 1]",
+}
 
 
 def generate(derivation: Derivation) -> str:
@@ -163,20 +167,24 @@ def _signature(program: Program) -> str:
     return ", ".join(args)
 
 
-def _argument_doc(program: Program) -> list[tuple[str, str, str]]:
+def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
     labels = program.meta.get("labels", {})
     out = []
     for n in program.inputs:
         var = program.vars[n]
         kind = f"array ({shape_text(var.shape)})" if var.shape else "scalar"
         doc = var.doc or "input"
+        kind_doc = KIND_DOCS.get(program.meta.get("kinds", {}).get(n, "real"))
+        if kind_doc:
+            doc += f"; {kind_doc}"
         if n in labels:
             kind += " or integer labels (m)"
             doc += f"; labels are class indices 0..{labels[n] - 1}"
-        out.append((n, kind, doc))
+        out.append((n, kind, textwrap.wrap(doc, DOC_WIDTH - 8)))
     for c in program.consts:
         var = program.vars[c]
-        out.append((c, "float", f"{var.doc or 'constant'} (default {var.default!r})"))
+        doc = f"{var.doc or 'constant'} (default {var.default!r})"
+        out.append((c, "float", textwrap.wrap(doc, DOC_WIDTH - 8)))
     return out
 
 

@@ -179,6 +179,12 @@ class TextPrinter(StrPrinter):
         super().__init__({"order": None})
         self.functions = functions
 
+    def _as_ordered_terms(self, expr, order=None):
+        terms = super()._as_ordered_terms(expr, order=order)
+        return [t for t in terms if not t.could_extract_minus_sign()] + [
+            t for t in terms if t.could_extract_minus_sign()
+        ]
+
     def _print_Function(self, expr):
         entry = self.functions.by_class(type(expr))
         name = entry.name if entry is not None else type(expr).__name__

@@ -1,0 +1,380 @@
+"""``[graph]`` specs: declared values and single-assignment steps → forward Program.
+
+Each step is parsed (never evaluated) into a small tree and lowered: elementwise subtrees become
+one ``ewise`` assignment, so ``L = (y - t)**2 / 2`` stays one line as the user wrote it, while
+``@``, ``.T``, ``sum``, ``mean`` and the fused losses become assignments of their own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import sympy
+
+from symbp.errors import SpecError
+from symbp.functions import FunctionTable
+from symbp.names import check_name
+from symbp.ops import FUSED_LOSSES, fused_loss_attrs
+from symbp.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
+from symbp.spec import Graph, Model, _kind, _only_keys
+
+MAX_STEPS = 1000
+MAX_DIM = 10_000_000
+_DIM = re.compile(r"^\s*(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\s*$")
+
+
+def read_graph(table: Any) -> Graph:
+    """Validate the ``[graph]`` table's keys and types (steps are parsed when built)."""
+    if not isinstance(table, dict):
+        raise SpecError(f"must be a table, got {_kind(table)}", key="graph")
+    p = "graph."
+    _only_keys(table, {"inputs", "params", "constants", "steps", "loss"}, p)
+    inputs = _declared(table, "inputs", required=False)
+    params = _declared(table, "params", required=True)
+    if not params:
+        raise SpecError("declare at least one parameter to differentiate", key=p + "params")
+    constants = table.get("constants", {})
+    if not isinstance(constants, dict):
+        raise SpecError(
+            f"must be a table of name = number, got {_kind(constants)}", key=p + "constants"
+        )
+    for name, value in constants.items():
+        check_name(name, "constant name", key=f"{p}constants.{name}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"must be a number, got {_kind(value)}", key=f"{p}constants.{name}")
+        if value != value or value in (float("inf"), float("-inf")):
+            raise SpecError("must be a finite number", key=f"{p}constants.{name}")
+    steps = table.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise SpecError('must be a non-empty list of "name = expression" strings', key=p + "steps")
+    if len(steps) > MAX_STEPS:
+        raise SpecError(f"at most {MAX_STEPS} steps", key=p + "steps")
+    for i, step in enumerate(steps):
+        if not isinstance(step, str):
+            raise SpecError(f"must be a string, got {_kind(step)}", key=f"{p}steps[{i}]")
+    loss = table.get("loss")
+    if not isinstance(loss, str):
+        raise SpecError(
+            "missing or not a string: name the step that computes the loss", key=p + "loss"
+        )
+    seen: dict[str, str] = {}
+    for group, names in (("inputs", inputs), ("params", params), ("constants", constants)):
+        for name in names:
+            if name in seen:
+                raise SpecError(
+                    f"'{name}' is declared in both {seen[name]} and {group}",
+                    key=f"{p}{group}.{name}",
+                )
+            seen[name] = group
+    return Graph(inputs, params, {k: float(v) for k, v in constants.items()}, tuple(steps), loss)
+
+
+def _declared(table: Mapping[str, Any], key: str, *, required: bool) -> dict[str, str]:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise SpecError(
+                'missing; declare names and shapes, e.g. { w = "scalar" }', key=f"graph.{key}"
+            )
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(
+            f'must be a table of name = "shape", got {_kind(value)}', key=f"graph.{key}"
+        )
+    for name, shape in value.items():
+        where = f"graph.{key}.{name}"
+        check_name(name, key[:-1] + " name", key=where)
+        if not isinstance(shape, str):
+            raise SpecError(
+                f'must be a shape string like "scalar", "n" or "m x n", got {_kind(shape)}',
+                key=where,
+            )
+        parse_shape(shape, key=where)
+    return dict(value)
+
+
+def parse_shape(text: str, *, key: str | None = None) -> Shape:
+    """``"scalar"`` → (), ``"n"`` → ("n",), ``"m x 3"`` → ("m", 3)."""
+    if text.strip() == "scalar":
+        return ()
+    parts = re.split(r"\s+x\s+|\s*×\s*", text.strip())
+    if not 1 <= len(parts) <= 2 or not all(_DIM.match(p) for p in parts):
+        raise SpecError(
+            f'bad shape {text!r}: use "scalar", "n" or "m x n" (sizes are integers or names)',
+            key=key,
+        )
+    dims: list[int | str] = []
+    for part in parts:
+        part = part.strip()
+        if part.isdigit():
+            size = int(part)
+            if not 1 <= size <= MAX_DIM:
+                raise SpecError(f"size {part} must be between 1 and {MAX_DIM}", key=key)
+            dims.append(size)
+        else:
+            check_name(part, "size name", key=key)
+            dims.append(part)
+    return tuple(dims)
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A lowered subtree: an elementwise expression over value names, and its shape."""
+
+    expr: sympy.Expr
+    shape: Shape
+
+
+def build_graph(model: Model, functions: FunctionTable) -> Program:
+    """The forward Program of a graph spec; every error names the step and its text."""
+    graph = model.graph
+    assert graph is not None
+    variables: dict[str, Var] = {}
+    for name, text in graph.inputs.items():
+        variables[name] = Var(name, parse_shape(text), "input")
+    for name, text in graph.params.items():
+        variables[name] = Var(name, parse_shape(text), "param")
+    for name, value in graph.constants.items():
+        variables[name] = Var(name, (), "const", default=value)
+    program = Program(
+        name=model.name,
+        vars=variables,
+        eqns=[],
+        loss=graph.loss,
+        inputs=list(graph.inputs),
+        params=list(graph.params),
+        consts=list(graph.constants),
+        description=model.description,
+        meta={"kind": "graph", "init": {}},
+    )
+    dims = set(program.dims())
+    for name in variables:
+        if name in dims:
+            raise SpecError(f"'{name}' names both a value and a size; rename one", key="graph")
+    lowering = _Lowering(Builder(program), functions, dims, graph.steps)
+    for index, text in enumerate(graph.steps):
+        lowering.step(index, text)
+    if graph.loss not in lowering.defined:
+        hint = "an input or parameter" if graph.loss in variables else "not computed by any step"
+        raise SpecError(
+            f"loss '{graph.loss}' is {hint}; name the step that computes it", key="graph.loss"
+        )
+    loss_shape = program.vars[graph.loss].shape
+    if loss_shape != ():
+        raise SpecError(
+            f"loss '{graph.loss}' must be a scalar, but has shape ({shape_text(loss_shape)}); "
+            "reduce it with sum(...) or mean(...)",
+            key="graph.loss",
+        )
+    program = _prune(program)
+    program.meta["kinds"] = _target_kinds(program)
+    return program
+
+
+TARGET_KINDS = {"softmax_cross_entropy": "one-hot", "sigmoid_binary_cross_entropy": "probability"}
+"""What a fused loss assumes of its target: rows that sum to 1 (δ = S − T), or values in [0, 1]."""
+
+
+def _target_kinds(program: Program) -> dict[str, str]:
+    kinds = {}
+    for eqn in program.eqns:
+        target = eqn.args[1] if eqn.op in TARGET_KINDS else None
+        if target is not None and program.vars[target].role == "input":
+            kinds[target] = TARGET_KINDS[eqn.op]
+    return kinds
+
+
+def _prune(program: Program) -> Program:
+    """Keep only the assignments the loss depends on."""
+    needed = {program.loss}
+    kept = []
+    for eqn in reversed(program.eqns):
+        if eqn.out in needed:
+            needed.update(eqn.args)
+            kept.append(eqn)
+    program.eqns = list(reversed(kept))
+    produced = {e.out for e in program.eqns}
+    declared = set(program.inputs) | set(program.params) | set(program.consts)
+    program.vars = {k: v for k, v in program.vars.items() if k in produced or k in declared}
+    return program
+
+
+class _Lowering:
+    """Turns parsed steps into assignments, tracking which names are defined so far."""
+
+    def __init__(self, builder: Builder, functions: FunctionTable, dims: set[str], steps):
+        self.builder = builder
+        self.functions = functions
+        self.dims = dims
+        self.declared = set(builder.vars)
+        self.defined: set[str] = set()
+        self.targets = {}
+        from symbp.parse import ParseError, parse_step
+
+        self._parse_error = ParseError
+        for index, text in enumerate(steps):
+            try:
+                target, _ = parse_step(text)
+            except ParseError:
+                continue
+            self.targets.setdefault(target, index)
+        self._parse_step = parse_step
+
+    def step(self, index: int, text: str) -> None:
+        key = f"graph.steps[{index}]"
+        try:
+            target, tree = self._parse_step(text)
+        except self._parse_error as err:
+            raise SpecError(f"{err.message} (step {text!r})", key=key) from None
+        try:
+            check_name(target, "step name")
+            if target in self.declared:
+                raise SpecError(
+                    f"'{target}' is declared as an input, parameter or constant; steps cannot assign it"
+                )
+            if target in self.defined:
+                raise SpecError(f"'{target}' is assigned twice; each name may be assigned once")
+            if target in self.dims:
+                raise SpecError(f"'{target}' is a size name; choose another step name")
+            self.current = index
+            result = self.lower(tree, target=target)
+            if isinstance(result, str):
+                if result != target:
+                    self.builder.ewise(sympy.Symbol(result), name=target, exact_name=True)
+            else:
+                self.builder.ewise(result.expr, name=target, exact_name=True)
+            self.defined.add(target)
+        except SpecError as err:
+            message = err.message if "step " in err.message else f"{err.message} (step {text!r})"
+            raise SpecError(message, key=key) from None
+
+    # Lowering returns either a value name (a tensor op's output) or an elementwise _Value.
+    def lower(self, node, target: str | None = None):
+        from symbp import parse as P
+
+        if isinstance(node, P.Num):
+            return _Value(node.value, ())
+        if isinstance(node, P.Name):
+            return self._name(node.id)
+        if isinstance(node, P.Neg):
+            inner = self.value(node.operand)
+            return _Value(-inner.expr, inner.shape)
+        if isinstance(node, P.BinOp):
+            if node.op == "@":
+                left, right = self.var(node.left), self.var(node.right)
+                return self.builder.emit(
+                    "matmul",
+                    [left, right],
+                    {},
+                    name=self._temp(target, "mm"),
+                    exact_name=target is not None,
+                )
+            return self._elementwise(node.op, self.value(node.left), self.value(node.right))
+        if isinstance(node, P.Transpose):
+            inner = self.var(node.operand)
+            if len(self.builder.vars[inner].shape) < 2:
+                return inner
+            return self.builder.emit(
+                "transpose",
+                [inner],
+                {},
+                name=self._temp(target, "T"),
+                exact_name=target is not None,
+            )
+        if isinstance(node, P.Call):
+            return self._call(node, target)
+        raise SpecError(f"unsupported expression {node!r}")
+
+    def value(self, node) -> _Value:
+        result = self.lower(node)
+        if isinstance(result, str):
+            return _Value(sympy.Symbol(result), self.builder.vars[result].shape)
+        return result
+
+    def var(self, node) -> str:
+        result = self.lower(node)
+        if isinstance(result, str):
+            return result
+        if isinstance(result.expr, sympy.Symbol) and result.expr.name in self.builder.vars:
+            return result.expr.name
+        if not result.expr.free_symbols:
+            raise SpecError("a number cannot be the operand of @, .T, sum or a loss here")
+        return self.builder.ewise(result.expr, name=self._temp(None, "t"))
+
+    def _temp(self, target: str | None, suffix: str) -> str:
+        if target is not None:
+            return target
+        return f"s{self.current + 1}_{suffix}"
+
+    def _name(self, name: str) -> _Value:
+        if name in self.declared or name in self.defined:
+            var = self.builder.vars[name]
+            return _Value(sympy.Symbol(name), var.shape)
+        if name in self.targets and self.targets[name] >= self.current:
+            raise SpecError(f"'{name}' is used before the step that defines it")
+        if name in self.dims:
+            raise SpecError(f"'{name}' is a size, not a value")
+        known = sorted(self.declared | self.defined)
+        raise SpecError(f"undefined name '{name}'; defined so far: {', '.join(known)}")
+
+    def _elementwise(self, op: str, left: _Value, right: _Value) -> _Value:
+        try:
+            shape = broadcast_shapes(left.shape, right.shape)
+        except ValueError:
+            raise SpecError(
+                f"shapes ({shape_text(left.shape)}) and ({shape_text(right.shape)}) do not "
+                f"broadcast in '{op}'"
+            ) from None
+        a, b = left.expr, right.expr
+        if op == "+":
+            return _Value(a + b, shape)
+        if op == "-":
+            return _Value(a - b, shape)
+        if op == "*":
+            return _Value(a * b, shape)
+        if op == "/":
+            if b == 0:
+                raise SpecError("division by the number zero")
+            return _Value(a / b, shape)
+        if op == "**":
+            if a == 0 and b.is_number and b.is_negative:
+                raise SpecError("zero raised to a negative power")
+            return _Value(a**b, shape)
+        raise SpecError(f"unsupported operator {op}")
+
+    def _call(self, node, target: str | None):
+        name, args = node.func, node.args
+        if name in ("sum", "mean"):
+            if len(args) != 1:
+                raise SpecError(f"{name}(A) or {name}(A, axis=0|1) takes one array")
+            source = self.var(args[0])
+            shape = self.builder.vars[source].shape
+            axis = node.axis
+            if axis is not None and not -len(shape) <= axis < len(shape):
+                raise SpecError(
+                    f"axis={axis} is out of range for {name} of a value of shape ({shape_text(shape)})"
+                )
+            attrs = {} if axis is None else {"axis": axis % len(shape)}
+            return self.builder.emit(
+                name, [source], attrs, name=self._temp(target, name), exact_name=target is not None
+            )
+        if node.axis is not None:
+            raise SpecError(f"{name} takes no axis; only sum and mean do")
+        if name in FUSED_LOSSES:
+            if len(args) != 2:
+                raise SpecError(f"{name}(Z, T) takes two arrays, got {len(args)}")
+            z, t = self.var(args[0]), self.var(args[1])
+            attrs = fused_loss_attrs(self.builder.vars[z].shape, "mean")
+            return self.builder.emit(
+                name, [z, t], attrs, name=self._temp(target, "loss"), exact_name=target is not None
+            )
+        if name in self.functions:
+            if len(args) != 1:
+                raise SpecError(f"{name} takes one argument, got {len(args)}")
+            inner = self.value(args[0])
+            return _Value(self.functions[name](inner.expr), inner.shape)
+        known = sorted([*self.functions, "sum", "mean", *FUSED_LOSSES])
+        raise SpecError(f"unknown function '{name}'; known: {', '.join(known)}")
