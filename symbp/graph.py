@@ -233,7 +233,8 @@ class _Lowering:
             check_name(target, "step name")
             if target in self.declared:
                 raise SpecError(
-                    f"'{target}' is declared as an input, parameter or constant; steps cannot assign it"
+                    f"'{target}' is declared as an input, parameter or constant; "
+                    "steps cannot assign it"
                 )
             if target in self.defined:
                 raise SpecError(f"'{target}' is assigned twice; each name may be assigned once")
@@ -355,7 +356,8 @@ class _Lowering:
             axis = node.axis
             if axis is not None and not -len(shape) <= axis < len(shape):
                 raise SpecError(
-                    f"axis={axis} is out of range for {name} of a value of shape ({shape_text(shape)})"
+                    f"axis={axis} is out of range for {name} of a value of shape "
+                    f"({shape_text(shape)})"
                 )
             attrs = {} if axis is None else {"axis": axis % len(shape)}
             return self.builder.emit(
