@@ -20,6 +20,12 @@ class Derivation:
     predict: Program | None
     functions: FunctionTable
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows the forward and backward equations."""
+        from symbp.latex import markdown
+
+        return markdown(self)
+
 
 def function_table(model: Model) -> FunctionTable:
     """Built-in functions plus the spec's ``[functions]``, each parsed (never evaluated)."""

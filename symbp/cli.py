@@ -206,3 +206,8 @@ def demo(directory: Path | None) -> None:
     click.echo(f"wrote {len(outputs)} modules to {directory}/")
     if failed:
         sys.exit(EXIT_FAILED_CHECK)
+
+
+from symbp.latex_cli import latex_command  # noqa: E402
+
+main.add_command(latex_command)

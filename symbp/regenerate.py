@@ -10,6 +10,7 @@ from pathlib import Path
 from symbp.build import derive
 from symbp.bundled import example_specs
 from symbp.codegen import generate
+from symbp.latex import render_latex
 from symbp.spec import load
 
 
@@ -19,6 +20,7 @@ def expected_outputs(root: Path) -> dict[Path, str]:
     for spec in example_specs():
         derivation = derive(load(spec.relative_to(root) if spec.is_relative_to(root) else spec))
         outputs[root / "generated" / f"{derivation.model.name}.py"] = generate(derivation)
+        outputs[root / "generated" / f"{derivation.model.name}.tex"] = render_latex(derivation)
     return outputs
 
 

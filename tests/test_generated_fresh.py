@@ -20,7 +20,8 @@ def test_generated_files_are_fresh(monkeypatch):
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
     assert not stale, f"stale: {stale}; run `python -m symbp.regenerate`"
-    extra = {p for p in (ROOT / "generated").glob("*.py")} - set(expected)
+    made = [*(ROOT / "generated").glob("*.py"), *(ROOT / "generated").glob("*.tex")]
+    extra = set(made) - set(expected)
     assert not extra, f"files with no example: {sorted(map(str, extra))}"
 
 

@@ -1,0 +1,633 @@
+"""The backprop derivation as a LaTeX document: context built here, ``derivation.tex.j2`` prints.
+
+Every string of the document is made in Python; the template only loops and prints. Names follow
+the math: ``W1`` → ``W_{1}``, ``lam`` → ``\\lambda``, adjoints ``dZ1`` → ``\\bar{Z}_{1}``.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+import sympy
+from sympy.printing.precedence import PRECEDENCE
+
+from symbp.build import Derivation
+from symbp.ops import OPS
+from symbp.printing import MathLatexPrinter, Printers
+from symbp.program import Program, size_expr
+from symbp.templating import render
+
+GREEK = {
+    "alpha": r"\alpha",
+    "beta": r"\beta",
+    "gamma": r"\gamma",
+    "delta": r"\delta",
+    "epsilon": r"\epsilon",
+    "eps": r"\epsilon",
+    "zeta": r"\zeta",
+    "eta": r"\eta",
+    "theta": r"\theta",
+    "iota": r"\iota",
+    "kappa": r"\kappa",
+    "lam": r"\lambda",
+    "lmbda": r"\lambda",
+    "lambda": r"\lambda",
+    "mu": r"\mu",
+    "nu": r"\nu",
+    "xi": r"\xi",
+    "pi": r"\pi",
+    "rho": r"\rho",
+    "sigma": r"\sigma",
+    "tau": r"\tau",
+    "upsilon": r"\upsilon",
+    "phi": r"\phi",
+    "chi": r"\chi",
+    "psi": r"\psi",
+    "omega": r"\omega",
+    "Gamma": r"\Gamma",
+    "Delta": r"\Delta",
+    "Theta": r"\Theta",
+    "Lambda": r"\Lambda",
+    "Xi": r"\Xi",
+    "Pi": r"\Pi",
+    "Sigma": r"\Sigma",
+    "Phi": r"\Phi",
+    "Psi": r"\Psi",
+    "Omega": r"\Omega",
+}
+
+_TEXT_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "_": r"\_",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
+
+NAIVE_LIMIT = 60
+"""Largest scalarized model (parameter entries + values) whose naive derivation is printed."""
+
+
+_UNICODE_MATH = {
+    "−": "-",
+    "∇": r"\nabla",
+    "·": r"\cdot",
+    "‖": r"\|",
+    "½": r"\tfrac{1}{2}",
+    "×": r"\times",
+    "≤": r"\le",
+    "≥": r"\ge",
+    "→": r"\to",
+    "∑": r"\sum",
+    "Σ": r"\Sigma",
+    "∂": r"\partial",
+    "⊙": r"\odot",
+    "ᵀ": r"^{\top}",
+}
+
+
+def _unicode_char(c: str) -> str:
+    """A non-ASCII character as text-mode LaTeX that a plain TeX Live compiles."""
+    if c in _UNICODE_MATH:
+        return "$" + _UNICODE_MATH[c] + "$"
+    name = unicodedata.name(c, "")
+    plain = unicodedata.normalize("NFKC", c)
+    if name.startswith("GREEK"):
+        letter = name.split()[-1].lower().replace("lamda", "lambda")
+        if "CAPITAL" in name:
+            letter = letter.capitalize()
+        command = "\\" + letter
+        return "$" + command + "$" if command in GREEK.values() else "?"
+    if plain.isascii() and plain != c:
+        text = escape_text(plain)
+        if "SUPERSCRIPT" in name or name.startswith("MODIFIER LETTER"):
+            return "\\textsuperscript{" + text + "}"
+        if "SUBSCRIPT" in name:
+            return "\\textsubscript{" + text + "}"
+        return text
+    ascii_form = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
+    return escape_text(ascii_form) if ascii_form else "?"
+
+
+def escape_text(text: str) -> str:
+    """Text-mode LaTeX for any text: the ten special characters escaped, Unicode mapped."""
+    return "".join(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c) for c in text)
+
+
+def _part(text: str) -> str:
+    """One piece of a name in math mode: Greek, a letter, digits, or upright escaped text."""
+    if text in GREEK:
+        return GREEK[text]
+    if re.fullmatch(r"[A-Za-z]|\d+", text):
+        return text
+    if re.fullmatch(r"[A-Za-z]+", text):
+        return r"\mathrm{" + text + "}"
+    return r"\text{" + escape_text(text) + "}"
+
+
+def latex_name(name: str, bar: bool = False) -> str:
+    """A value name in math mode: ``W1`` → ``W_{1}``, ``b_2`` → ``b_{2}``, ``lam`` → ``\\lambda``.
+
+    ``w_hidden_2`` → ``w_{\\text{hidden\\_2}}``; special characters are escaped. ``bar`` puts an
+    adjoint bar over the base.
+    """
+    match = re.fullmatch(r"([A-Za-z]+?)(\d+)", name) if name not in GREEK else None
+    if match and match.group(1) not in ("",):
+        base, sub = match.group(1), match.group(2)
+    elif "_" in name.strip("_") and not name.startswith("_"):
+        base, sub = name.split("_", 1)
+    else:
+        base, sub = name, ""
+    if sub and (base not in GREEK and not re.fullmatch(r"[A-Za-z]+", base)):
+        base, sub = name, ""
+    head = _part(base)
+    if bar:
+        head = r"\bar{" + head + "}"
+    if not sub:
+        return head
+    return head + "_{" + _part(sub) + "}"
+
+
+def backward_latex_name(name: str, program: Program) -> str:
+    """Names of the backward pass: ``dX`` → ``\\bar{X}``, ``dw_z`` → ``\\bar{w}^{(z)}``."""
+    forward = {e.out for e in program.forward_eqns} | set(program.params) | set(program.inputs)
+    if name.startswith("d") and name[1:] in forward:
+        return latex_name(name[1:], bar=True)
+    if name.startswith("d"):
+        for child in sorted(forward, key=len, reverse=True):
+            base = name[1:]
+            if base.endswith("_" + child) and base[: -len(child) - 1] in forward:
+                return latex_name(base[: -len(child) - 1], bar=True) + (
+                    "^{(" + latex_name(child) + ")}"
+                )
+    return latex_name(name)
+
+
+class HadamardLatexPrinter(MathLatexPrinter):
+    """Products of two or more array values print with ``\\odot``; scalar factors stay in front."""
+
+    def __init__(self, functions, symbol_names, arrays: frozenset[str]):
+        super().__init__(functions, symbol_names)
+        self.arrays = arrays
+
+    def _as_ordered_terms(self, expr, order=None):
+        # Positive terms first, as the generated code prints them: y - t, not -t + y.
+        terms = super()._as_ordered_terms(expr, order=order)
+        return [t for t in terms if not t.could_extract_minus_sign()] + [
+            t for t in terms if t.could_extract_minus_sign()
+        ]
+
+    def _is_array(self, factor: sympy.Expr) -> bool:
+        return any(s.name in self.arrays for s in factor.free_symbols) and not (
+            factor.is_Pow and factor.exp.is_negative
+        )
+
+    def _print_Mul(self, expr):
+        factors = expr.as_ordered_factors()
+        arrays = [f for f in factors if self._is_array(f)]
+        if len(arrays) < 2:
+            return super()._print_Mul(expr)
+        scalars = [f for f in factors if not self._is_array(f)]
+        body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in arrays)
+        if not scalars:
+            return body
+        coeff = sympy.Mul(*scalars)
+        if coeff == -1:
+            return "- " + body
+        head = self.parenthesize(coeff, PRECEDENCE["Mul"])
+        return rf"{head} \left({body}\right)"
+
+
+class LatexPrinters(Printers):
+    """Printers for the document: value names in math notation, ``\\odot`` between arrays."""
+
+    def __init__(self, functions, latex_names, arrays: frozenset[str]):
+        super().__init__(functions, latex_names)
+        self._latex = HadamardLatexPrinter(
+            functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}, arrays
+        )
+
+
+def printers_for(derivation: Derivation) -> Printers:
+    program = derivation.program
+    # Braces keep a name one atom, so an op form may add its own subscript or transpose.
+    names = {n: _atom(backward_latex_name(n, program)) for n in program.vars}
+    arrays = frozenset(n for n, v in program.vars.items() if v.shape)
+    return LatexPrinters(derivation.functions, names, arrays)
+
+
+def _atom(tex: str) -> str:
+    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
+
+
+def _shape_tex(shape) -> str:
+    if not shape:
+        return r"\text{scalar}"
+    return r" \times ".join(latex_name(d) if isinstance(d, str) else str(d) for d in shape)
+
+
+def _eqn_tex(eqn, printers: Printers) -> str:
+    return OPS[eqn.op].latex(list(eqn.args), {**dict(eqn.attrs), "names": eqn.args}, printers)
+
+
+def _bar(name: str) -> str:
+    return latex_name(name, bar=True)
+
+
+def _vjp_term(eqn, arg: str, program: Program, pr: Printers) -> tuple[str, str, str]:
+    """For one child: ``\\bar{v}_j ∂v_j/∂v_i``, the derivative by name, and the product form."""
+    out, i = eqn.out, eqn.args.index(arg)
+    g = _bar(out)
+    n = lambda a: latex_name(a)  # noqa: E731
+    generic = rf"{g}\,\frac{{\partial {n(out)}}}{{\partial {n(arg)}}}"
+    attrs = dict(eqn.attrs)
+    if eqn.op == "ewise":
+        expr = attrs["expr"]
+        partial = sympy.diff(expr, sympy.Symbol(arg))
+        if not expr.is_Symbol:
+            partial = partial.subs(expr, sympy.Symbol(out))
+        named = ""
+        entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
+        if entry is not None and entry.latex and expr.args[0] == sympy.Symbol(arg):
+            named = rf"{g}\,{entry.latex}'\left({n(arg)}\right)"
+        if partial == 1:
+            return generic, named, g
+        factor = pr.latex(partial)
+        if partial.is_Add:
+            factor = rf"\left({factor}\right)"
+        op = r" \odot " if program.shape(out) and not partial.is_Number else " "
+        product = f"{g}{op}{factor}"
+        source, target = program.shape(arg), program.shape(out)
+        if source != target:
+            # The value was broadcast over the child's shape: its adjoint sums the copies.
+            head = r"\mathbf{1}^{\top}" if len(source) == 1 and len(target) == 2 else r"\sum"
+            product = rf"{head} \left({product}\right)"
+        return generic, named, product
+    if eqn.op in ("matmul", "affine"):
+        ta, tb = attrs.get("ta", False), attrs.get("tb", False)
+        a, b = eqn.args[0], eqn.args[1]
+        t = r"^{\top}"
+        if i == 0:
+            form = f"{n(b)}{'' if tb else t}" if not ta else None
+            return generic, "", (rf"{g} {form}" if form else rf"{n(b)} {g}{t}")
+        if i == 1:
+            if not tb:
+                return generic, "", (rf"{n(a)}{'' if ta else t} {g}")
+            return generic, "", rf"{g}{t} {n(a)}"
+        return generic, "", rf"\mathbf{{1}}^{{\top}} {g}"
+    if eqn.op == "transpose":
+        return generic, "", g + r"^{\top}"
+    if eqn.op == "sum":
+        return generic, "", rf"{g}\,\mathbf{{1}}"
+    if eqn.op == "mean":
+        count = pr.latex(size_expr(program.shape(arg)))
+        return generic, "", rf"\frac{{{g}}}{{{count}}}\,\mathbf{{1}}"
+    if eqn.op == "sum_squares":
+        return generic, "", rf"2 {g}\, {n(arg)}"
+    if eqn.op in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "squared_error"):
+        count = attrs.get("count")
+        scale = "" if count is None else rf"\frac{{1}}{{{pr.latex(count)}}}"
+        z, t_ = (n(x) for x in eqn.args)
+        pred = {
+            "softmax_cross_entropy": rf"\operatorname{{softmax}}\left({z}\right)",
+            "sigmoid_binary_cross_entropy": rf"\sigma\left({z}\right)",
+            "squared_error": z,
+        }[eqn.op]
+        return generic, "", rf"{g}\, {scale}\left({pred} - {t_}\right)"
+    return generic, "", generic
+
+
+def _active(program: Program) -> set[str]:
+    depends = set(program.params)
+    for eqn in program.forward_eqns:
+        if depends.intersection(eqn.args):
+            depends.add(eqn.out)
+    reaches = {program.loss}
+    for eqn in reversed(program.forward_eqns):
+        if eqn.out in reaches:
+            reaches.update(eqn.args)
+    return depends & reaches
+
+
+def backward_steps(derivation: Derivation, pr: Printers) -> list[dict]:
+    """One step per value on a path from a parameter to the loss, loss first."""
+    program = derivation.program
+    active = _active(program)
+    forward = program.forward_eqns
+    order = [e.out for e in reversed(forward) if e.out in active] + [
+        p for p in program.params if p in active
+    ]
+    producer = {e.out: e for e in program.backward_eqns}
+    shown: set[str] = set()
+    steps = []
+    for value in order:
+        name = _bar(value)
+        if value == program.loss:
+            steps.append({"name": name, "lines": ["1"], "terms": [], "where": []})
+            continue
+        children = [e for e in forward if e.out in active and value in e.args]
+        terms = []
+        for child in children:
+            generic, named, product = _vjp_term(child, value, program, pr)
+            terms.append(
+                {
+                    "child": latex_name(child.out),
+                    "generic": generic,
+                    "named": named,
+                    "product": product,
+                }
+            )
+        lines = [" + ".join(t["generic"] for t in terms)]
+        if any(t["named"] for t in terms):
+            lines.append(" + ".join(t["named"] or t["product"] for t in terms))
+        lines.append(" + ".join(t["product"] for t in terms))
+        final_name = program.grads.get(value, "d" + value)
+        # A gradient that is another value's adjoint (b̄ = z̄) was shown in that value's step.
+        eqn = producer.get(final_name) if final_name == "d" + value else None
+        where = []
+        if eqn is not None:
+            lines.append(_eqn_tex(eqn, pr))
+            where = [
+                rf"{pr.latex_name(e.out)} &= {_eqn_tex(e, pr)}"
+                for e in _helpers(eqn, producer, shown)
+            ]
+        steps.append(
+            {
+                "name": name,
+                "lines": _dedupe(lines),
+                "terms": terms if len(terms) > 1 else [],
+                "where": where,
+            }
+        )
+    return steps
+
+
+def _dedupe(lines: list[str]) -> list[str]:
+    out: list[str] = []
+    for line in lines:
+        if line and line not in out:
+            out.append(line)
+    return out
+
+
+def _helpers(eqn, producer: dict, shown: set[str]) -> list:
+    """Backward values that ``eqn`` uses and no earlier step showed (softmax, contributions)."""
+    found: dict[str, None] = {}
+
+    def visit(e) -> None:
+        for a in e.args:
+            if a in producer and a not in shown:
+                shown.add(a)
+                visit(producer[a])
+                found[a] = None
+
+    visit(eqn)
+    shown.add(eqn.out)
+    order = list(producer)
+    return [producer[a] for a in sorted(found, key=order.index)]
+
+
+def network_matrix_form(derivation: Derivation, notation: str) -> list[str] | None:
+    """Seed 002 (column vectors, δˡ, BP1–BP4) or seed 003 (row-major batch) equations."""
+    net = derivation.model.network
+    if net is None:
+        return None
+    depth = len(net.layers)
+    act = net.layers[-1].activation
+    fused = net.loss in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy")
+    mean = net.reduction == "mean"
+    lines = []
+    if notation == "seed002":
+        out = "a^{L} - t" if fused or act == "identity" else r"(a^{L} - t) \odot \sigma'(z^{L})"
+        lines.append(rf"\delta^{{L}} = {out} \quad \text{{(BP1, $L = {depth}$)}}")
+        lines.append(
+            r"\delta^{l} = \left((W^{l+1})^{\top} \delta^{l+1}\right) \odot \sigma'(z^{l})"
+            r" \quad \text{(BP2)}"
+        )
+        lines.append(r"\frac{\partial C}{\partial b^{l}} = \delta^{l} \quad \text{(BP3)}")
+        lines.append(
+            r"\frac{\partial C}{\partial W^{l}} = \delta^{l} (a^{l-1})^{\top} \quad \text{(BP4)}"
+        )
+        if net.l2:
+            lines.append(
+                rf"\text{{with the L2 term: }} \frac{{\partial E}}{{\partial W^{{l}}}} = "
+                rf"\frac{{\partial C}}{{\partial W^{{l}}}} + {latex_name('l2')} W^{{l}}"
+            )
+        if mean:
+            lines.append(
+                r"C = \frac{1}{m} \sum_{x} C_{x}: \text{ the per-sample gradients are averaged"
+                r" over the batch, } \tfrac{1}{m} \text{ applied once}"
+            )
+        return lines
+    scale = r"\frac{1}{m}" if mean else ""
+    if fused:
+        pred = r"\operatorname{softmax}(Z_{L})" if "softmax" in net.loss else r"\sigma(Z_{L})"
+        lines.append(
+            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right),"
+            rf" \quad A_{{L}} = {pred}, \quad \text{{$L = {depth}$ layers}}"
+        )
+    elif act == "identity":
+        lines.append(
+            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right),"
+            rf" \quad \text{{$L = {depth}$ layers}}"
+        )
+    else:
+        lines.append(
+            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right) \odot"
+            rf" \sigma'(Z_{{L}}), \quad \text{{$L = {depth}$ layers}}"
+        )
+    lines.append(r"G_{l} = \bar{Z}_{l} = \left(G_{l+1} W_{l+1}^{\top}\right) \odot \sigma'(Z_{l})")
+    decay = rf" + {latex_name('l2')} W_{{l}}" if net.l2 else ""
+    lines.append(rf"\bar{{W}}_{{l}} = A_{{l-1}}^{{\top}} G_{{l}}{decay}, \quad A_{{0}} = X")
+    lines.append(r"\bar{b}_{l} = \mathbf{1}^{\top} G_{l}")
+    return lines
+
+
+def naive_section(derivation: Derivation, pr: Printers) -> dict:
+    """The expanded loss and its ``sympy.diff`` gradients, for scalar Programs; else why not."""
+    program = derivation.program
+    forward = program.forward_eqns
+    scalar = all(not program.vars[n].shape for n in program.vars) and all(
+        e.op == "ewise" for e in forward
+    )
+    if not scalar:
+        size = sum(
+            _entries(program.vars[p].shape)
+            for p in program.params
+            if _entries(program.vars[p].shape)
+        )
+        return {
+            "omitted": (
+                "The naive derivation (the loss expanded into one scalar expression per entry "
+                f"and differentiated by sympy.diff) is omitted: the model has {size} parameter "
+                "entries and a batch of m samples, so the expanded loss and its gradients would "
+                "fill many pages."
+            )
+        }
+    env: dict[sympy.Symbol, sympy.Expr] = {}
+    for eqn in forward:
+        env[sympy.Symbol(eqn.out)] = eqn.attr("expr").xreplace(env)
+    loss = env[sympy.Symbol(program.loss)]
+    grads = [(p, sympy.diff(loss, sympy.Symbol(p))) for p in program.params]
+    replacements, reduced = sympy.cse([g for _, g in grads], symbols=sympy.numbered_symbols("c"))
+    cse_names = {s: rf"c_{{{s.name[1:]}}}" for s, _ in replacements}
+    names = {n: _atom(backward_latex_name(n, program)) for n in program.vars}
+    names.update({s.name: v for s, v in cse_names.items()})
+    cse_pr = LatexPrinters(derivation.functions, names, frozenset())
+    return {
+        "omitted": "",
+        "loss": rf"{latex_name(program.loss)} &= {pr.latex(loss)}",
+        "grads": [
+            rf"\frac{{\partial {latex_name(program.loss)}}}{{\partial {latex_name(p)}}} &= "
+            + pr.latex(g)
+            for p, g in grads
+        ],
+        "cse": [rf"{cse_names[s]} &= {cse_pr.latex(e)}" for s, e in replacements],
+        "reduced": [
+            rf"\frac{{\partial {latex_name(program.loss)}}}{{\partial {latex_name(p)}}} &= "
+            + cse_pr.latex(r)
+            for (p, _), r in zip(grads, reduced, strict=True)
+        ],
+    }
+
+
+def _entries(shape) -> int:
+    total = 1
+    for d in shape:
+        if not isinstance(d, int):
+            return 0
+        total *= d
+    return total
+
+
+def cost_table(derivation: Derivation) -> list[list[str]] | None:
+    """Rows of the report's cost table when ``symbp.redundancy`` provides one; else None."""
+    try:
+        from symbp import redundancy  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    table = getattr(redundancy, "latex_rows", None)
+    if table is None:
+        return None
+    try:
+        return [[escape_text(str(c)) for c in row] for row in table(derivation)]
+    except Exception:  # the report is optional: a failure there must not break the document
+        return None
+
+
+def context(derivation: Derivation, notation: str = "seed003") -> dict:
+    program = derivation.program
+    pr = printers_for(derivation)
+    rows = []
+    for group, names in (
+        ("input", program.inputs),
+        ("parameter", program.params),
+        ("constant", program.consts),
+    ):
+        for n in names:
+            var = program.vars[n]
+            extra = "" if var.default is None else f" = {var.default:g}"
+            rows.append([f"${latex_name(n)}{extra}$", group, f"${_shape_tex(var.shape)}$"])
+    forward = [
+        {
+            "lhs": latex_name(e.out),
+            "rhs": _eqn_tex(e, pr),
+            "shape": _shape_tex(program.shape(e.out)),
+        }
+        for e in program.forward_eqns
+    ]
+    return {
+        "marker": "Generated by symbp",
+        "title": escape_text(derivation.model.name),
+        "description": escape_text(" ".join(derivation.model.description.split())),
+        "name": escape_text(derivation.model.name),
+        "rows": rows,
+        "forward": forward,
+        "loss": latex_name(program.loss),
+        "steps": backward_steps(derivation, pr),
+        "grads": [
+            (latex_name(p), backward_latex_name(g, program)) for p, g in program.grads.items()
+        ],
+        "matrix": network_matrix_form(derivation, notation),
+        "notation": notation,
+        "naive": naive_section(derivation, pr),
+        "cost_table": cost_table(derivation),
+    }
+
+
+def render_latex(derivation: Derivation, notation: str = "seed003") -> str:
+    """The complete ``.tex`` document for a derivation (deterministic)."""
+    return render("derivation.tex.j2", context(derivation, notation), "latex")
+
+
+class LatexError(Exception):
+    """pdflatex is missing or failed; the message says what to do or shows the log's errors."""
+
+
+INSTALL_HINT = (
+    "pdflatex not found; install TeX Live: "
+    "apt-get install texlive-latex-base texlive-latex-recommended"
+)
+
+
+def compile_pdf(tex_path: Path) -> Path:
+    """Compile ``tex_path`` in a temporary directory; copy the PDF next to it atomically."""
+    from symbp.files import write_atomic
+
+    latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
+    if pdflatex is None:
+        raise LatexError(INSTALL_HINT)
+    with tempfile.TemporaryDirectory(prefix="symbp-latex-") as tmp:
+        src = Path(tmp) / tex_path.name
+        shutil.copyfile(tex_path, src)
+        if latexmk:
+            runs = [[latexmk, "-pdf", "-halt-on-error", "-interaction=nonstopmode", src.name]]
+        else:
+            cmd = [pdflatex, "-halt-on-error", "-interaction=nonstopmode", src.name]
+            runs = [cmd, cmd]
+        for cmd in runs:
+            run = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, errors="replace")
+            if run.returncode != 0:
+                log = src.with_suffix(".log")
+                text = log.read_text(errors="replace") if log.exists() else run.stdout
+                raise LatexError("LaTeX failed:\n" + "\n".join(error_lines(text.splitlines())))
+        pdf = tex_path.with_suffix(".pdf")
+        write_atomic(pdf, src.with_suffix(".pdf").read_bytes())
+    return pdf
+
+
+def error_lines(lines: Iterable[str]) -> list[str]:
+    """The ``!`` error lines of a TeX log with the two lines after each."""
+    lines = list(lines)
+    out = []
+    for i, line in enumerate(lines):
+        if line.startswith("!"):
+            out.extend(lines[i : i + 3])
+    return out or lines[-20:]
+
+
+def markdown(derivation: Derivation) -> str:
+    """The forward and backward equations as Markdown with MathJax, for Jupyter."""
+    ctx = context(derivation)
+    forward = r" \\ ".join(f"{eq['lhs']} &= {eq['rhs']}" for eq in ctx["forward"])
+    backward = r" \\ ".join(
+        f"{step['name']} &= {step['lines'][-1]}" for step in ctx["steps"] if step["lines"]
+    )
+    return (
+        f"**{derivation.model.name}**: forward pass\n\n"
+        f"$$\\begin{{aligned}} {forward} \\end{{aligned}}$$\n\n"
+        "backward pass (adjoints $\\bar{v} = \\partial "
+        f"{ctx['loss']} / \\partial v$)\n\n"
+        f"$$\\begin{{aligned}} {backward} \\end{{aligned}}$$\n"
+    )
