@@ -56,8 +56,9 @@ def _active_values(program: Program) -> set[str]:
     unused = [p for p in program.params if p not in reaches]
     if unused:
         listed = ", ".join(f"'{p}'" for p in unused)
+        noun = "parameter" if len(unused) == 1 else "parameters"
         raise SpecError(
-            f"the loss '{program.loss}' does not depend on parameter {listed}; "
+            f"the loss '{program.loss}' does not depend on {noun} {listed}; "
             "use it in a step or remove it from params"
         )
     return depends & reaches

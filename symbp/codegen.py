@@ -12,7 +12,7 @@ import sympy
 
 from symbp import __version__
 from symbp.build import Derivation
-from symbp.functions import FunctionTable
+from symbp.functions import FunctionTable, Z
 from symbp.ops import HELPER_SOURCES, OPS
 from symbp.printing import Printers
 from symbp.program import Eqn, Program, Shape, Var, shape_text
@@ -39,7 +39,11 @@ def module_context(derivation: Derivation) -> dict:
     if derivation.predict is not None:
         predict_lines = [_line(e, printers) for e in derivation.predict.eqns]
     helpers = _helpers(
-        program, derivation.predict, printers.code.used_functions, derivation.functions
+        program,
+        derivation.predict,
+        set(printers.code.used_functions),
+        derivation.functions,
+        printers,
     )
     cached = _cached(program)
     first = program.params[0]
@@ -249,7 +253,11 @@ def _predict_doc(program: Program) -> str:
 
 
 def _helpers(
-    program: Program, predict: Program | None, used: set[str], functions: FunctionTable
+    program: Program,
+    predict: Program | None,
+    used: set[str],
+    functions: FunctionTable,
+    printers: Printers,
 ) -> list[str]:
     """Helper functions (stable sigmoid, log-sum-exp losses) the module's lines call, by name."""
     names = set()
@@ -259,11 +267,28 @@ def _helpers(
         for eqn in prog.eqns:
             names.update(OPS[eqn.op].helpers)
     sources = {n: HELPER_SOURCES[n] for n in names}
-    for fname in used:
-        helper = functions[fname].numpy.helper
-        if helper:
-            sources[fname] = helper
+    pending = sorted(used)
+    while pending:
+        fname = pending.pop()
+        if fname in sources:
+            continue
+        entry = functions[fname]
+        if entry.numpy.helper:
+            sources[fname] = entry.numpy.helper
+        elif entry.user:
+            sources[fname] = _user_function_helper(entry, printers)
+            pending += sorted(printers.code.used_functions - set(sources))
     return [sources[n].rstrip("\n") for n in sorted(sources)]
+
+
+def _user_function_helper(entry, printers: Printers) -> str:
+    """A ``[functions]`` entry as a NumPy function printed from its SymPy body."""
+    body = printers.numpy(entry.body.subs(Z, sympy.Symbol("z")))
+    return (
+        f"def {entry.name}(z):\n"
+        f'    """{entry.name}(z) = {entry.description}, from the spec\'s [functions]."""\n'
+        f"    return {body}\n"
+    )
 
 
 def var_doc(var: Var) -> str:

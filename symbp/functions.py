@@ -52,6 +52,7 @@ class ElementwiseFunction:
     numpy: NumpyForm
     description: str
     cls: type[sympy.Function] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
+    user: bool = False
 
     def __call__(self, arg: sympy.Expr) -> sympy.Expr:
         return self.cls(arg)
@@ -232,10 +233,17 @@ def _define(
 
         cls = _make_class(name, derivative)
         holder["cls"] = cls
+    user = numpy is None
     if numpy is None:
         numpy = NumpyForm(expr=name + "({x})", helper=None)
     return ElementwiseFunction(
-        name=name, body=body, latex=latex, numpy=numpy, description=description, cls=cls
+        name=name,
+        body=body,
+        latex=latex,
+        numpy=numpy,
+        description=description,
+        cls=cls,
+        user=user,
     )
 
 

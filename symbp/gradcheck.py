@@ -101,7 +101,7 @@ def random_inputs(module: types.ModuleType, rng: np.random.Generator, sizes: Map
         elif kind == "probability":
             inputs[name] = rng.uniform(0.05, 0.95, size=concrete)
         else:
-            inputs[name] = rng.standard_normal(concrete)
+            inputs[name] = np.asarray(rng.standard_normal(concrete))
     return inputs
 
 
@@ -111,7 +111,7 @@ def random_params(module: types.ModuleType, rng: np.random.Generator, sizes: Map
     for name, shape in module.PARAM_SHAPES.items():
         concrete = tuple(sizes[d] if isinstance(d, str) else d for d in shape)
         fan_in = concrete[0] if len(concrete) == 2 else 1
-        params[name] = rng.standard_normal(concrete) / np.sqrt(fan_in)
+        params[name] = np.asarray(rng.standard_normal(concrete) / np.sqrt(fan_in))
     return params
 
 

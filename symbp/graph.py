@@ -241,6 +241,7 @@ class _Lowering:
             if target in self.dims:
                 raise SpecError(f"'{target}' is a size name; choose another step name")
             self.current = index
+            self.step_target = target
             result = self.lower(tree, target=target)
             if isinstance(result, str):
                 if result != target:
@@ -264,6 +265,9 @@ class _Lowering:
             inner = self.value(node.operand)
             return _Value(-inner.expr, inner.shape)
         if isinstance(node, P.BinOp):
+            affine = self._affine(node, target)
+            if affine is not None:
+                return affine
             if node.op == "@":
                 left, right = self.var(node.left), self.var(node.right)
                 return self.builder.emit(
@@ -289,6 +293,27 @@ class _Lowering:
             return self._call(node, target)
         raise SpecError(f"unsupported expression {node!r}")
 
+    def _affine(self, node, target: str | None) -> str | None:
+        """``A @ W + b`` with a matrix product and a bias row: the layer op, as in networks."""
+        from symbp import parse as P
+
+        if node.op != "+":
+            return None
+        for product, bias in ((node.left, node.right), (node.right, node.left)):
+            if not (
+                isinstance(product, P.BinOp) and product.op == "@" and isinstance(bias, P.Name)
+            ):
+                continue
+            a, w = self.var(product.left), self.var(product.right)
+            shapes = [self.builder.vars[n].shape for n in (a, w)]
+            b = self._name(bias.id)
+            if len(shapes[0]) == 2 and len(shapes[1]) == 2 and b.shape == shapes[1][1:]:
+                name = self._temp(target, "pre")
+                return self.builder.emit(
+                    "affine", [a, w, bias.id], {}, name=name, exact_name=target is not None
+                )
+        return None
+
     def value(self, node) -> _Value:
         result = self.lower(node)
         if isinstance(result, str):
@@ -306,9 +331,10 @@ class _Lowering:
         return self.builder.ewise(result.expr, name=self._temp(None, "t"))
 
     def _temp(self, target: str | None, suffix: str) -> str:
+        """The step's own name for its top node, ``<step>_<suffix>`` for values inside it."""
         if target is not None:
             return target
-        return f"s{self.current + 1}_{suffix}"
+        return f"{self.step_target}_{suffix}"
 
     def _name(self, name: str) -> _Value:
         if name in self.declared or name in self.defined:
@@ -377,6 +403,11 @@ class _Lowering:
             if len(args) != 1:
                 raise SpecError(f"{name} takes one argument, got {len(args)}")
             inner = self.value(args[0])
-            return _Value(self.functions[name](inner.expr), inner.shape)
+            applied = _Value(self.functions[name](inner.expr), inner.shape)
+            if target is not None:
+                return applied
+            # A function inside a larger expression becomes a value of its own, so the backward
+            # pass can reuse its output (tanh′ = 1 − tanh²) instead of computing it again.
+            return self.builder.ewise(applied.expr, name=self._temp(None, name))
         known = sorted([*self.functions, "sum", "mean", *FUSED_LOSSES])
         raise SpecError(f"unknown function '{name}'; known: {', '.join(known)}")

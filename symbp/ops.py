@@ -12,6 +12,7 @@ backward pass can sum them in one line; a rule that needs an array asks the cont
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -63,6 +64,24 @@ class Printers(Protocol):
 
 def _sym(name: str) -> sympy.Symbol:
     return sympy.Symbol(name)
+
+
+def _partial(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -> sympy.Expr:
+    """∂expr/∂wrt, with ``expr`` itself rewritten as ``out`` (so tanh' reads 1 − out²).
+
+    The arguments are renamed by position before differentiating, so the same function in
+    every layer is differentiated once (SymPy's diff is the hot spot of deep networks)."""
+    slots = {_sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
+    slots[out] = sympy.Symbol("out·")
+    back = {v: k for k, v in slots.items()}
+    partial = _canonical_partial(expr.xreplace(slots), slots[_sym(wrt)], slots[out])
+    return partial.xreplace(back)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_partial(expr, wrt, out):
+    partial = sympy.diff(expr, wrt)
+    return partial if expr.is_Symbol else partial.subs(expr, out)
 
 
 def fused_loss_attrs(shape: Shape, reduction: str) -> dict[str, Any]:
@@ -142,9 +161,7 @@ class Ewise(Op):
             if not need:
                 results.append(None)
                 continue
-            partial = sympy.diff(expr, _sym(arg))
-            if not expr.is_Symbol:
-                partial = partial.subs(expr, out_symbol)
+            partial = _partial(expr, eqn.args, arg, out_symbol)
             contribution = Lazy(g.expr * partial, broadcast_shapes(g.shape, out_shape))
             results.append(ctx.unbroadcast(contribution, ctx.shape(arg), name))
         return results

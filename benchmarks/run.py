@@ -1,0 +1,511 @@
+"""Benchmarks of symbp: generated training step, derivation cost, step memory.
+
+Usage::
+
+    python benchmarks/run.py            # full run, prints tables, writes benchmarks/results.md
+    python benchmarks/run.py --quick    # short smoke run
+
+Every timed case runs in a subprocess per thread count (1 and 2) with OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before NumPy loads. Within a subprocess the
+implementations of one case are timed interleaved (round-robin), best and median of repeats.
+JAX and PyTorch columns are filled only when they are installed (``pip install -e .[bench]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# name, inputs, [(units, activation)], loss, batch, l2
+CASES = [
+    ("2-3-1 tanh b1", 2, [(3, "tanh"), (1, "identity")], "squared_error", 1, 0.0),
+    (
+        "784-128-10 relu b64",
+        784,
+        [(128, "relu"), (10, "identity")],
+        "softmax_cross_entropy",
+        64,
+        0.0,
+    ),
+    (
+        "784-256-256-10 relu b256",
+        784,
+        [(256, "relu"), (256, "relu"), (10, "identity")],
+        "softmax_cross_entropy",
+        256,
+        1e-4,
+    ),
+    (
+        "784-256-256-10 tanh b256",
+        784,
+        [(256, "tanh"), (256, "tanh"), (10, "identity")],
+        "softmax_cross_entropy",
+        256,
+        1e-4,
+    ),
+    ("10x tanh w64 b128 (SE)", 64, [(64, "tanh")] * 10, "squared_error", 128, 0.0),
+]
+DTYPES = ["float64", "float32"]
+
+
+def spec_text(name: str, inputs: int, layers, loss: str, l2: float) -> str:
+    rows = ",\n".join(f'  {{ units = {u}, activation = "{a}" }}' for u, a in layers)
+    text = f'name = "{name}"\n\n[network]\ninputs = {inputs}\nlayers = [\n{rows},\n]\n'
+    text += f'loss = "{loss}"\nreduction = "mean"\n'
+    if l2:
+        text += f"l2 = {l2!r}\n"
+    return text
+
+
+def generate_module(text: str, directory: Path):
+    from symbp.build import derive
+    from symbp.codegen import generate
+    from symbp.gradcheck import load_module
+    from symbp.spec import loads
+
+    derivation = derive(loads(text))
+    path = directory / f"{derivation.model.name}.py"
+    path.write_text(generate(derivation))
+    return load_module(path)
+
+
+# ---------------------------------------------------------------- references (worker side)
+
+
+def _act(np, name, z):
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "relu":
+        return np.maximum(z, 0)
+    return z
+
+
+def hand_numpy(np, layers, loss, l2):
+    """An obvious hand-written backprop of the same network."""
+    n = len(layers)
+
+    def step(params, X, T):
+        m = X.shape[0]
+        A, Zs, As = X, [], [X]
+        for i, (_, act) in enumerate(layers, 1):
+            Z = A @ params[f"W{i}"] + params[f"b{i}"]
+            A = _act(np, act, Z)
+            Zs.append(Z)
+            As.append(A)
+        if loss == "squared_error":
+            L = 0.5 * np.sum((A - T) ** 2) / m
+            dZ = (A - T) / m
+        else:
+            Zmax = Z.max(axis=1, keepdims=True)
+            E = np.exp(Z - Zmax)
+            S = E.sum(axis=1, keepdims=True)
+            L = -np.sum(T * (Z - Zmax - np.log(S))) / m
+            dZ = (E / S - T) / m
+        if l2:
+            L = L + l2 / 2 * sum(np.sum(params[f"W{i}"] ** 2) for i in range(1, n + 1))
+        grads = {}
+        for i in range(n, 0, -1):
+            act = layers[i - 1][1]
+            if i < n or loss == "squared_error":
+                if act == "tanh":
+                    dZ = dZ * (1 - As[i] ** 2)
+                elif act == "relu":
+                    dZ = dZ * (Zs[i - 1] > 0)
+            grads[f"W{i}"] = As[i - 1].T @ dZ + (l2 * params[f"W{i}"] if l2 else 0)
+            grads[f"b{i}"] = dZ.sum(axis=0)
+            if i > 1:
+                dZ = dZ @ params[f"W{i}"].T
+        return L, grads
+
+    return step
+
+
+def gemm_bound(np, layers):
+    """Only the matrix products: X@W per layer, dZ@Wᵀ (not for layer 1) and Aᵀ@dZ."""
+    n = len(layers)
+
+    def step(params, X, Zs):
+        A = X
+        for i in range(1, n + 1):
+            A = A @ params[f"W{i}"]
+        As = [X, *Zs]
+        dZ = Zs[-1]
+        for i in range(n, 0, -1):
+            As[i - 1].T @ dZ
+            if i > 1:
+                dZ = dZ @ params[f"W{i}"].T
+        return A
+
+    return step
+
+
+def jax_step(layers, loss, l2, dtype):
+    import jax
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    n = len(layers)
+
+    def f(params, X, T):
+        m = X.shape[0]
+        A = X
+        for i, (_, act) in enumerate(layers, 1):
+            Z = A @ params[f"W{i}"] + params[f"b{i}"]
+            A = jnp.tanh(Z) if act == "tanh" else jnp.maximum(Z, 0) if act == "relu" else Z
+        if loss == "squared_error":
+            L = 0.5 * jnp.sum((A - T) ** 2) / m
+        else:
+            L = -jnp.sum(T * jax.nn.log_softmax(Z, axis=1)) / m
+        if l2:
+            L = L + l2 / 2 * sum(jnp.sum(params[f"W{i}"] ** 2) for i in range(1, n + 1))
+        return L
+
+    g = jax.jit(jax.value_and_grad(f))
+
+    def step(params, X, T):
+        L, grads = g(params, X, T)
+        jax.block_until_ready(grads)
+        return L, grads
+
+    return step
+
+
+def torch_step(layers, loss, l2):
+    import torch
+
+    n = len(layers)
+
+    def step(params, X, T):
+        ps = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        m = X.shape[0]
+        A = X
+        for i, (_, act) in enumerate(layers, 1):
+            Z = A @ ps[f"W{i}"] + ps[f"b{i}"]
+            A = torch.tanh(Z) if act == "tanh" else torch.relu(Z) if act == "relu" else Z
+        if loss == "squared_error":
+            L = 0.5 * ((A - T) ** 2).sum() / m
+        else:
+            L = -(T * torch.log_softmax(Z, dim=1)).sum() / m
+        if l2:
+            L = L + l2 / 2 * sum((ps[f"W{i}"] ** 2).sum() for i in range(1, n + 1))
+        L.backward()
+        return L, {k: v.grad for k, v in ps.items()}
+
+    return step
+
+
+def time_interleaved(fns: dict, repeats: int, budget: float):
+    """Round-robin timing: each round times every function once (``number`` calls each)."""
+    number = {}
+    for name, fn in fns.items():
+        fn()
+        t = time.perf_counter()
+        fn()
+        one = max(time.perf_counter() - t, 1e-7)
+        number[name] = max(1, int(budget / one))
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            k = number[name]
+            t = time.perf_counter()
+            for _ in range(k):
+                fn()
+            times[name].append((time.perf_counter() - t) / k)
+    return {n: (min(v), statistics.median(v)) for n, v in times.items()}
+
+
+def worker(quick: bool) -> dict:
+    import numpy as np
+
+    try:
+        import torch
+
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    except ImportError:
+        torch = None
+    try:
+        import jax  # noqa: F401
+
+        have_jax = True
+    except ImportError:
+        have_jax = False
+    repeats, budget = (3, 0.02) if quick else (15, 0.05)
+    out = {"threads": int(os.environ["OMP_NUM_THREADS"]), "time": [], "memory": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for index, (label, inputs, layers, loss, batch, l2) in enumerate(CASES):
+            module = generate_module(
+                spec_text(f"bench_{index}", inputs, layers, loss, l2), Path(tmp)
+            )
+            for dtype in DTYPES:
+                rng = np.random.default_rng(index)
+                params = module.init_params(rng, dtype=np.dtype(dtype))
+                for k, v in params.items():  # nonzero biases so relu masks are generic
+                    if v.ndim == 1:
+                        params[k] = (0.1 * rng.standard_normal(v.shape)).astype(dtype)
+                X = rng.standard_normal((batch, inputs)).astype(dtype)
+                n_out = layers[-1][0]
+                if loss == "squared_error":
+                    T = rng.standard_normal((batch, n_out)).astype(dtype)
+                else:
+                    T = np.eye(n_out, dtype=dtype)[rng.integers(0, n_out, batch)]
+                L0, g0 = module.loss_and_grad(params, X, T)
+                rtol = 1e-9 if dtype == "float64" else 2e-4
+                atol = 1e-12 if dtype == "float64" else 1e-6
+                hand = hand_numpy(np, layers, loss, l2)
+                fns = {"generated": lambda m=module, p=params, X=X, T=T: m.loss_and_grad(p, X, T)}
+                others = {"numpy": (hand, params, X, T)}
+                Zs = [np.ones((batch, u), dtype=dtype) for u, _ in layers]
+                gb = gemm_bound(np, layers)
+                fns["gemm"] = lambda gb=gb, p=params, X=X, Zs=Zs: gb(p, X, Zs)
+                if have_jax:
+                    jp = {k: np.asarray(v) for k, v in params.items()}
+                    others["jax"] = (jax_step(layers, loss, l2, dtype), jp, X, T)
+                if torch is not None:
+                    tp = {k: torch.from_numpy(v.copy()) for k, v in params.items()}
+                    others["torch"] = (
+                        torch_step(layers, loss, l2),
+                        tp,
+                        torch.from_numpy(X),
+                        torch.from_numpy(T),
+                    )
+                for name, (fn, p, x, t) in others.items():
+                    L, g = fn(p, x, t)
+                    ok = np.allclose(float(L), float(L0), rtol=rtol, atol=atol) and all(
+                        np.allclose(np.asarray(g[k]), g0[k], rtol=rtol * 10, atol=atol * 10)
+                        for k in g0
+                    )
+                    if not ok:
+                        raise AssertionError(f"{name} disagrees with generated on {label}")
+                    fns[name] = lambda fn=fn, p=p, x=x, t=t: fn(p, x, t)
+                res = time_interleaved(fns, repeats, budget)
+                out["time"].append({"case": label, "dtype": dtype, "t": res})
+                if out["threads"] == 1:
+                    out["memory"].append(step_memory(np, module, params, X, T, layers, label))
+    return out
+
+
+def step_memory(np, module, params, X, T, layers, label):
+    """Peak bytes allocated during loss_and_grad against parameters + gradients + one
+    cached activation per layer (inputs X, T are the caller's and not counted)."""
+    module.loss_and_grad(params, X, T)
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    result = module.loss_and_grad(params, X, T)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del result
+    item = X.dtype.itemsize
+    n_params = sum(v.size for v in params.values())
+    activations = sum(X.shape[0] * u for u, _ in layers) * item
+    minimum = n_params * item + activations  # gradients (params already exist)
+    return {"case": label, "dtype": str(X.dtype), "peak": peak, "minimum": minimum}
+
+
+# ---------------------------------------------------------------- derivation cost
+
+
+def derivation_cost(quick: bool) -> dict:
+    from symbp.build import derive
+    from symbp.codegen import generate
+    from symbp.spec import loads
+
+    def measure(text):
+        """Wall time of a first derive + codegen (no tracing), then its peak under tracemalloc."""
+        t = time.perf_counter()
+        generate(derive(loads(text)))
+        wall = time.perf_counter() - t
+        tracemalloc.start()
+        generate(derive(loads(text)))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return wall, peak
+
+    depths = [1, 10, 50, 100, 200] if not quick else [1, 10, 50]
+    widths = [10, 100, 1000, 10000] if not quick else [10, 10000]
+    depth_rows = []
+    for d in depths:
+        text = spec_text("deep", 16, [(16, "tanh")] * d + [(1, "identity")], "squared_error", 0)
+        depth_rows.append((d, *measure(text)))
+    width_rows = []
+    for w in widths:
+        text = spec_text("wide", w, [(w, "tanh"), (10, "identity")], "softmax_cross_entropy", 0)
+        width_rows.append((w, *measure(text)))
+    # one end-to-end subprocess: `symbp generate` of the deepest network
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "deep.toml"
+        d = depths[-1]
+        spec.write_text(
+            spec_text("deep", 16, [(16, "tanh")] * d + [(1, "identity")], "squared_error", 0)
+        )
+        t = time.perf_counter()
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from symbp.cli import main; main()",
+                "generate",
+                str(spec),
+                "-o",
+                tmp,
+            ],
+            check=True,
+            capture_output=True,
+            cwd=ROOT,
+        )
+        e2e = time.perf_counter() - t
+    return {"depth": depth_rows, "width": width_rows, "e2e": (d, e2e)}
+
+
+# ---------------------------------------------------------------- report
+
+TARGETS = {
+    "2-3-1 tanh b1": 2.5,
+    "784-128-10 relu b64": 1.08,
+    "784-256-256-10 relu b256": 1.05,
+    "784-256-256-10 tanh b256": 1.15,
+    "10x tanh w64 b128 (SE)": 1.4,
+}
+
+
+def fmt_t(s: float) -> str:
+    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
+
+
+def report(workers: list[dict], cost: dict, elapsed: float) -> str:
+    import numpy as np
+
+    lines = [
+        "# symbp benchmarks",
+        "",
+        f"Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; run time {elapsed:.0f} s. Command: `python benchmarks/run.py`.",
+        "",
+        "## 1. Training step `loss_and_grad`: best (median) time per call",
+        "",
+        "`gemm` is the matrix products alone (X@W per layer; dZ@Wᵀ except layer 1; Aᵀ@dZ). "
+        "Every other column was checked (allclose) against the generated loss and gradients "
+        "before timing. Ratios use best times. Target: gen/gemm as listed, 1 thread.",
+        "",
+    ]
+    cols = ["generated", "gemm", "numpy", "jax", "torch"]
+    missing = [
+        c for c in ("jax", "torch") if all(c not in r["t"] for w in workers for r in w["time"])
+    ]
+    if missing:
+        lines += [f"Not installed, skipped: {', '.join(missing)}.", ""]
+    cols = [c for c in cols if c not in missing]
+    head = "| threads | case | dtype | " + " | ".join(cols) + " | gen/gemm (target) | gen/numpy"
+    head += "".join(f" | gen/{c}" for c in ("jax", "torch") if c in cols) + " |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in workers:
+        for r in w["time"]:
+            t = r["t"]
+            cells = [f"{fmt_t(t[c][0])} ({fmt_t(t[c][1])})" for c in cols]
+            ratio = t["generated"][0] / t["gemm"][0]
+            target = TARGETS[r["case"]]
+            mark = "✓" if ratio <= target else "✗"
+            row = f"| {w['threads']} | {r['case']} | {r['dtype']} | " + " | ".join(cells)
+            row += f" | {ratio:.2f} ({target}) {mark if w['threads'] == 1 else ''}"
+            row += f" | {t['generated'][0] / t['numpy'][0]:.2f}"
+            for c in ("jax", "torch"):
+                if c in cols:
+                    row += f" | {t['generated'][0] / t[c][0]:.2f}"
+            lines.append(row + " |")
+    lines += [
+        "",
+        "## 2. Derivation cost: `derive` + codegen in process",
+        "",
+        "Wall time of the first run; peak tracemalloc of a second.",
+        "",
+        "| layers (16 tanh) | wall | peak memory |",
+        "|---|---|---|",
+    ]
+    for d, wall, peak in cost["depth"]:
+        lines.append(f"| {d} | {wall:.3f} s | {peak / 2**20:.1f} MiB |")
+    lines += ["", "| width (1 tanh layer) | wall | peak memory |", "|---|---|---|"]
+    for wd, wall, peak in cost["width"]:
+        lines.append(f"| {wd} | {wall:.3f} s | {peak / 2**20:.1f} MiB |")
+    d, e2e = cost["e2e"]
+    lines += [
+        "",
+        f"End to end, `symbp generate` of the {d}-layer spec in a subprocess: "
+        f"{e2e:.2f} s (target < 2 s for 200 layers).",
+        "",
+        "## 3. Peak memory of one `loss_and_grad` (tracemalloc, 1 thread)",
+        "",
+        "Minimum = gradients (as many numbers as parameters) + one cached activation per layer.",
+        "",
+        "| case | dtype | peak | minimum | ratio (target ≤ 1.3) |",
+        "|---|---|---|---|---|",
+    ]
+    for w in workers:
+        for r in w["memory"]:
+            ratio = r["peak"] / r["minimum"]
+            lines.append(
+                f"| {r['case']} | {r['dtype']} | {r['peak'] / 1024:.1f} KiB | "
+                f"{r['minimum'] / 1024:.1f} KiB | {ratio:.2f} |"
+            )
+    lines += ["", NOTES]
+    return "\n".join(lines) + "\n"
+
+
+NOTES = """## What limits the missed targets (profiled with cProfile)
+
+- **2-3-1, batch 1**: fixed per-call Python cost, not arithmetic. Of ~39 µs per step,
+  the parameter check `_params` takes ~7 µs and the two `_input` checks ~1.7 µs each; each
+  `np.sum(..., axis=0)` goes through NumPy's Python wrapper (~1.5 µs more than `.sum`); the
+  other ~20 array operations cost ~1 µs of dispatch each. The GEMM bound is three tiny
+  products (7.5 µs), so 2.5× would need a step of ~19 µs: cheaper validation (cache the
+  checked shapes) and fewer, fused array operations.
+- **relu and tanh networks**: every elementwise line allocates a fresh array (`X @ W1 + b1`
+  makes two, the relu/tanh backward makes one or two temporaries) and `np.tanh` in float64
+  costs about twice an exp-based formula. Emitting in-place updates and `out=` buffers from
+  the Program (a codegen pass) is the fix; it is not done yet.
+- **memory**: the same temporaries give 2.3–2.7× the minimum on the large networks; the
+  2-3-1 ratio is all fixed overhead (dicts, 0-d arrays) and says nothing about scaling.
+- **2 threads**: the machine's 2 cores are shared with other jobs; the medians far above the
+  best times show the noise. Elementwise work stays single-threaded while the products split,
+  so the elementwise share (and the gap to the GEMM bound) grows with threads.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short smoke run")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.quick)))
+        return
+    start = time.perf_counter()
+    workers = []
+    for threads in (1, 2):
+        env = dict(os.environ)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+        cmd = [sys.executable, __file__, "--worker"] + (["--quick"] if args.quick else [])
+        done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+        workers.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    cost = derivation_cost(args.quick)
+    text = report(workers, cost, time.perf_counter() - start)
+    print(text)
+    if not args.quick:
+        (ROOT / "benchmarks" / "results.md").write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Random graphs built from the allowed operations generate modules that pass gradcheck."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from symbp.gradcheck import check_module
+
+FUNCTIONS = ["tanh", "sigmoid", "softplus", "silu", "gelu", "exp"]
+EXAMPLES = 60
+
+
+def apply(function: str, argument: str) -> str:
+    """``function(argument)``, with exp's argument bounded so the loss stays well-conditioned
+    (finite differences lose digits in proportion to the loss's size)."""
+    if function == "exp":
+        return f"exp(tanh({argument}))"
+    return f"{function}({argument})"
+
+
+@st.composite
+def graphs(draw):
+    """A [graph] spec: matrices (m x k) and vectors mixed by @, .T, elementwise ops,
+    functions, reductions and broadcasting; every parameter reaches the loss."""
+    k = draw(st.integers(2, 3))
+    values = {"X": ("m", k)}
+    steps = []
+    params = {
+        "W": (k, k),
+        "b": (k,),
+        "s": (),
+    }
+    counter = iter(range(1, 100))
+
+    def new(shape, text):
+        name = f"v{next(counter)}"
+        steps.append(f"{name} = {text}")
+        values[name] = shape
+        return name
+
+    first = new(("m", k), "X @ W + b")
+    current = new(("m", k), f"{apply(draw(st.sampled_from(FUNCTIONS)), first + ' * s')} / {k}")
+    for _ in range(draw(st.integers(1, 5))):
+        kind = draw(st.sampled_from(["ewise", "func", "matmul", "residual", "gram", "broadcast"]))
+        others = [n for n, sh in values.items() if sh == ("m", k)]
+        other = draw(st.sampled_from(others))
+        if kind == "ewise":
+            # v - v is identically zero and would rightly be refused (the loss would not
+            # depend on the parameters behind v); subtract only distinct values.
+            op = draw(st.sampled_from(["+", "*"] if other == current else ["+", "-", "*"]))
+            current = new(("m", k), f"{current} {op} {other}")
+        elif kind == "func":
+            current = new(("m", k), apply(draw(st.sampled_from(FUNCTIONS)), current))
+        elif kind == "matmul":
+            current = new(("m", k), f"tanh({current} @ W.T)")
+        elif kind == "residual":
+            current = new(("m", k), f"{current} + sigmoid({current} @ W) * {other}")
+        elif kind == "gram":
+            gram = new((k, k), f"{current}.T @ {other} / 4")
+            current = new(("m", k), f"{current} @ {gram}")
+        else:
+            col = new((k,), f"mean({current}, axis=0)")
+            current = new(("m", k), f"{current} - {col} * b")
+    reduction = draw(st.sampled_from(["sum", "mean", "ce"]))
+    if reduction == "ce":
+        steps.append(f"E = softmax_cross_entropy({current}, T) + s**2 / 2")
+        inputs = f'{{ X = "m x {k}", T = "m x {k}" }}'
+    else:
+        steps.append(f"E = {reduction}({current}**2) + sum(b * b) / 2")
+        inputs = f'{{ X = "m x {k}" }}'
+    params_text = ", ".join(
+        f'{n} = "{" x ".join(map(str, sh)) if sh else "scalar"}"' for n, sh in params.items()
+    )
+    body = ",\n".join(f'  "{s}"' for s in steps)
+    return (
+        f'name = "random_graph"\n[graph]\ninputs = {inputs}\nparams = {{ {params_text} }}\n'
+        f'steps = [\n{body}\n]\nloss = "E"\n'
+    )
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(spec=graphs(), seed=st.integers(0, 1000))
+def test_random_graphs_pass_gradcheck(build_module, spec, seed):
+    module, _ = build_module(spec)
+    result = check_module(module, batch=3, seed=seed)
+    assert result.ok, spec + "\n" + result.table()
