@@ -264,10 +264,10 @@ class _Walker:
         value = _numeric(exponent)
         if value is not None and abs(value) > MAX_EXPONENT:
             raise self.fail(f"exponents are limited to ±{MAX_EXPONENT}")
+        if value is not None and _contains_power(base) and _only_numbers(base):
+            raise self.fail("a power of a power of numbers is not allowed; write the number")
         base_value = _numeric(base)
         if value is not None and base_value is not None:
-            if _contains_power(base):
-                raise self.fail("a power of a power of numbers is not allowed; write the number")
             magnitude = abs(float(base_value))
             digits = math.log10(magnitude) * abs(float(value)) if magnitude > 0 else 0.0
             if digits > MAX_POWER_DIGITS:
@@ -324,6 +324,20 @@ def _contains_power(node: Node) -> bool:
         elif isinstance(current, Call):
             stack += list(current.args)
     return False
+
+
+def _only_numbers(node: Node) -> bool:
+    """Whether a subtree holds numbers only (so SymPy would evaluate it eagerly)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Name | Call | Transpose):
+            return False
+        if isinstance(current, BinOp):
+            stack += [current.left, current.right]
+        elif isinstance(current, Neg):
+            stack.append(current.operand)
+    return True
 
 
 def _numeric(node: Node) -> sympy.Rational | None:

@@ -98,3 +98,14 @@ def test_demo_runs_every_example(tmp_path: Path):
     names = {p.stem for p in (ROOT / "examples").glob("*.toml")}
     assert {p.stem for p in (tmp_path / "demo").glob("*.py")} == names
     assert result.stdout.count(" yes") == len(names)
+
+
+def test_debug_shows_the_traceback(tmp_path: Path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(network_spec(3, [(4, "swoosh")], "squared_error", name="bad"))
+    quiet = run("generate", str(bad), "-o", str(tmp_path / "out"))
+    loud = run("--debug", "generate", str(bad), "-o", str(tmp_path / "out"))
+    assert quiet.returncode == loud.returncode == 2
+    assert "Traceback" not in quiet.stderr
+    assert "Traceback" in loud.stderr
+    assert "unknown activation 'swoosh'" in loud.stderr.strip().splitlines()[-1]

@@ -87,3 +87,16 @@ def test_a_value_used_twice_sums_its_contributions(modules):
     dH = dY @ W
     dpre = dH * H * (1 - H)
     np.testing.assert_allclose(grads["W"], X.T @ dpre + dY.T @ H, rtol=1e-12)
+
+
+def test_user_function_as_network_activation(build_module):
+    """A [functions] entry works as a layer activation; its derivative is SymPy's."""
+    spec = (
+        'name = "swish_net"\n[functions]\nswish = "z * sigmoid(z)"\n'
+        '[network]\ninputs = 3\nlayers = [{ units = 4, activation = "swish" }, '
+        '{ units = 2, activation = "identity" }]\nloss = "softmax_cross_entropy"\n'
+    )
+    module, _ = build_module(spec)
+    assert check_module(module, batch=4, seed=1).ok
+    z = np.linspace(-3, 3, 7)
+    np.testing.assert_allclose(module.swish(z), z / (1 + np.exp(-z)), rtol=1e-14)

@@ -1,0 +1,179 @@
+"""The math-string parser: trees for allowed input, ParseError for everything else."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from symbp.parse import (
+    BinOp,
+    Call,
+    Name,
+    Neg,
+    Num,
+    ParseError,
+    Transpose,
+    check_identifier,
+    names_in,
+    parse_expression,
+    parse_step,
+    to_sympy,
+)
+
+x, y, t = Name("x"), Name("y"), Name("t")
+
+
+@pytest.mark.parametrize(
+    ("text", "tree"),
+    [
+        ("x + y * t", BinOp("+", x, BinOp("*", y, t))),
+        ("-x**2", Neg(BinOp("**", x, Num(sympy.Integer(2))))),
+        ("(y - t)**2 / 2", BinOp("/", BinOp("**", BinOp("-", y, t), Num(2)), Num(2))),
+        ("x @ y + t", BinOp("+", BinOp("@", x, y), t)),
+        ("x.T @ y", BinOp("@", Transpose(x), y)),
+        ("sum(x, axis=0)", Call("sum", (x,), 0)),
+        ("mean(x, axis=-1)", Call("mean", (x,), -1)),
+        ("softmax_cross_entropy(x, t)", Call("softmax_cross_entropy", (x, t))),
+        ("+x", x),
+        ("0.1 * x", BinOp("*", Num(sympy.Rational(1, 10)), x)),
+        ("1e-3", Num(sympy.Rational(1, 1000))),
+    ],
+)
+def test_trees(text, tree):
+    assert parse_expression(text) == tree
+
+
+def test_step_and_names():
+    target, tree = parse_step("z = w*x + b")
+    assert target == "z"
+    assert names_in(tree) == ["w", "x", "b"]
+
+
+def test_to_sympy_builds_the_expression():
+    z = sympy.Symbol("z")
+    sigmoid = sympy.Function("sigmoid")
+    expr = to_sympy(parse_expression("z * sigmoid(z) - 0.5"), {"z": z}, {"sigmoid": sigmoid})
+    assert expr == z * sigmoid(z) - sympy.Rational(1, 2)
+    with pytest.raises(ParseError, match="unknown name 'q'"):
+        to_sympy(parse_expression("z * q"), {"z": z}, {})
+    with pytest.raises(ParseError, match="unknown function 'f'"):
+        to_sympy(parse_expression("f(z)"), {"z": z}, {})
+    with pytest.raises(ParseError, match="`@` is not allowed"):
+        to_sympy(parse_expression("z @ z"), {"z": z}, {})
+
+
+REJECTED = [
+    ("__import__('os').system('ls')", "named functions"),
+    ("__import__('os')", "double underscores"),
+    ("x.__class__", "attribute '.__class__'"),
+    ("x.shape", "only `.T`"),
+    ("x[0]", "subscripts"),
+    ("lambda q: q", "lambdas"),
+    ("[q for q in x]", "comprehensions"),
+    ("{1: 2}", "dicts"),
+    ("(1, 2)", "tuples"),
+    ("'abc'", "strings are not allowed"),
+    ("f'{x}'", "strings"),
+    ("x if y else t", "if-expressions"),
+    ("x < y", "comparisons"),
+    ("x and y", "'and' / 'or'"),
+    ("not x", "'not'"),
+    ("~x", "'~'"),
+    ("x // y", "'//'"),
+    ("x % y", "'%'"),
+    ("x | y", "'|'"),
+    ("x << 2", "'<<'"),
+    ("10**10**10", "nested powers"),
+    ("2**1000", "exponents are limited"),
+    ("((9**64)**64)**64", "power of a power"),
+    ("9**64 * 10**64 ** 1", "nested powers"),
+    ("(" * 500 + "x" + ")" * 500, "too deeply nested"),
+    ("(" * 5000 + "x" + ")" * 5000, "longer than"),
+    ("-" * 5000 + "x", "longer than"),
+    ("x+" * 1500 + "x", "longer than"),
+    ("1e999", "not finite"),
+    ("True", "not a number"),
+    ("None", "not a number"),
+    ("x.T()", "named functions"),
+    ("f(*x)", "starred"),
+    ("f(**x)", "keyword"),
+    ("f(y=1)", "keyword 'y'"),
+    ("sum(x, axis=y)", "axis= takes a small integer"),
+    ("(x := 1)", "':='"),
+    ("", "empty"),
+    ("x +", "syntax error"),
+    ("1" * 50, "longer than 40"),
+]
+
+
+@pytest.mark.parametrize(("text", "fragment"), REJECTED)
+def test_rejected(text, fragment):
+    start = time.perf_counter()
+    with pytest.raises(ParseError) as info:
+        parse_expression(text)
+    assert fragment in info.value.message
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("a = b = c", "one name per step"),
+        ("a += 1", "augmented"),
+        ("x[0] = 1", "plain name"),
+        ("class = 1", "syntax error"),
+        ("print(x); x", "one assignment"),
+        ("x", "assignment"),
+    ],
+)
+def test_rejected_steps(text, fragment):
+    with pytest.raises(ParseError) as info:
+        parse_step(text)
+    assert fragment in info.value.message
+
+
+@pytest.mark.parametrize("name", ["W1", "b_2", "lam"])
+def test_identifiers_accepted(name):
+    check_identifier(name, "name")
+
+
+@pytest.mark.parametrize("name", ["1x", "class", "__x__", "a-b", ""])
+def test_identifiers_rejected(name):
+    with pytest.raises(ParseError):
+        check_identifier(name, "name")
+
+
+names = st.sampled_from(["x", "y", "W1", "b"])
+atoms = names | st.integers(0, 9).map(str)
+
+
+def _combine(children):
+    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "@"]), children)
+    return (
+        binary.map(lambda p: f"({p[0]} {p[1]} {p[2]})")
+        | st.tuples(children, st.integers(0, 3)).map(lambda p: f"({p[0]})**{p[1]}")
+        | children.map(lambda c: f"({c}).T")
+        | children.map(lambda c: f"tanh({c})")
+        | children.map(lambda c: f"-{c}")
+    )
+
+
+expressions = st.recursive(atoms, _combine, max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(expressions)
+def test_wellformed_expressions_parse_deterministically(text):
+    assert parse_expression(text) == parse_expression(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_text_parses_or_raises_parse_error(text):
+    with contextlib.suppress(ParseError):
+        parse_expression(text)
