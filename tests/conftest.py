@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from symbp.build import derive
 from symbp.codegen import generate
@@ -13,6 +15,12 @@ from symbp.gradcheck import load_module
 from symbp.spec import loads
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# CI replays the same examples every run (a landing must not depend on luck); locally,
+# hypothesis explores new ones each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 _names = itertools.count()
 
 
