@@ -155,7 +155,7 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
             path.write_text(render_module(derivation), encoding="utf-8")
             module = load_module(path)
     else:
-        module = load_module(target)
+        module = _load_generated(target)
     result = check_module(module, batch=batch, seed=seed, tolerance=tolerance)
     click.echo(f"{target}: loss {result.loss:.6g} at a random point (batch {batch}, seed {seed})")
     click.echo(result.table())
@@ -165,6 +165,32 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
     )
     if not result.ok:
         sys.exit(EXIT_FAILED_CHECK)
+
+
+def _load_generated(path: Path):
+    """Import a module written by ``symbp generate``; anything else is refused, not run."""
+    from symbp.files import ours
+    from symbp.gradcheck import load_module
+
+    if path.suffix != ".py" or not ours(path):
+        raise SpecError(
+            "expected a spec (.toml) or a module written by `symbp generate` (.py)",
+            where=str(path),
+        )
+    try:
+        module = load_module(path)
+    except Exception as err:  # the module is the user's file: report, do not crash
+        raise SpecError(
+            f"cannot import the module: {type(err).__name__}: {err}", where=str(path)
+        ) from None
+    missing = [
+        n
+        for n in ("PARAM_SHAPES", "INPUT_SHAPES", "forward", "loss_and_grad")
+        if not hasattr(module, n)
+    ]
+    if missing:
+        raise SpecError(f"not a symbp module: it lacks {', '.join(missing)}", where=str(path))
+    return module
 
 
 @main.command()
