@@ -94,6 +94,7 @@ _UNICODE_MATH = {
     "∂": r"\partial",
     "⊙": r"\odot",
     "ᵀ": r"^{\top}",
+    "′": r"^{\prime}",
 }
 
 
@@ -120,9 +121,33 @@ def _unicode_char(c: str) -> str:
     return escape_text(ascii_form) if ascii_form else "?"
 
 
+_COMBINING_ACCENTS = {
+    "\u0304": "=",
+    "\u0301": "'",
+    "\u0300": "`",
+    "\u0302": "^",
+    "\u0303": "~",
+    "\u0307": ".",
+    "\u0308": '"',
+}
+"""Combining marks as text-mode accents: w + U+0304 (w̄) → \\=w."""
+
+
 def escape_text(text: str) -> str:
     """Text-mode LaTeX for any text: the ten special characters escaped, Unicode mapped."""
-    return "".join(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c) for c in text)
+    out: list[str] = []
+    for c in unicodedata.normalize("NFD", text) if _has_combining(text) else text:
+        if c in _COMBINING_ACCENTS and out:
+            out[-1] = "\\" + _COMBINING_ACCENTS[c] + "{" + out[-1] + "}"
+        elif unicodedata.combining(c):
+            continue
+        else:
+            out.append(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c))
+    return "".join(out)
+
+
+def _has_combining(text: str) -> bool:
+    return any(unicodedata.combining(c) for c in unicodedata.normalize("NFD", text))
 
 
 def _part(text: str) -> str:
