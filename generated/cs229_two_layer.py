@@ -104,9 +104,11 @@ def forward(params, X, T):
     X = _input("X", X, ("m", 3), dims, dtype)
     T = _input("T", T, ("m", 1), dims, dtype)
     m = dims["m"]
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = sigmoid(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     L = np.sum((Z2 - T) ** 2) / (2 * m)
     cache = {
         "T": T,
@@ -153,9 +155,11 @@ def predict(params, X):
     W1, b1, W2, b2 = _params(params, dims)
     dtype = W1.dtype
     X = _input("X", X, ("m", 3), dims, dtype)
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = sigmoid(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     return Z2
 
 

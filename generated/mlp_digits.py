@@ -121,9 +121,11 @@ def forward(params, X, T, *, l2=0.0001):
     T = _targets("T", T, ("m", 10), dims, dtype)
     l2 = float(l2)
     m = dims["m"]
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = np.tanh(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     L = softmax_cross_entropy(Z2, T) / m
     R1 = np.vdot(W1, W1)
     R2 = np.vdot(W2, W2)
@@ -152,13 +154,13 @@ def backward(params, cache):
     S2 = softmax(Z2)
     dZ2 = (S2 - T) / m
     dA1 = dZ2 @ W2.T
-    dW2_Z2 = A1.T @ dZ2
+    dW2 = A1.T @ dZ2
     db2 = np.sum(dZ2, axis=0)
     dZ1 = dA1 * (1 - A1**2)
-    dW1_Z1 = X.T @ dZ1
+    dW1 = X.T @ dZ1
     db1 = np.sum(dZ1, axis=0)
-    dW1 = W1 * l2 + dW1_Z1
-    dW2 = W2 * l2 + dW2_Z2
+    dW1 += W1 * l2
+    dW2 += W2 * l2
     return {
         "W1": dW1,
         "b1": db1,
@@ -179,9 +181,11 @@ def predict(params, X):
     W1, b1, W2, b2 = _params(params, dims)
     dtype = W1.dtype
     X = _input("X", X, ("m", 64), dims, dtype)
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = np.tanh(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     P = softmax(Z2)
     return P
 

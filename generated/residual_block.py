@@ -128,12 +128,15 @@ def forward(params, X, T):
     X = _input("X", X, ("m", 4), dims, dtype)
     T = _input("T", T, ("m", 3), dims, dtype)
     m = dims["m"]
-    H1_pre = X @ W1 + b1
+    H1_pre = X @ W1
+    H1_pre += b1
     H1 = np.tanh(H1_pre)
-    H2_pre = H1 @ W2 + b2
+    H2_pre = H1 @ W2
+    H2_pre += b2
     H2_tanh = np.tanh(H2_pre)
     H2 = H1 + H2_tanh
-    Z = H2 @ W3 + b3
+    Z = H2 @ W3
+    Z += b3
     L = softmax_cross_entropy(Z, T) / m
     cache = {
         "Z": Z,
@@ -164,10 +167,10 @@ def backward(params, cache):
     dW3 = H2.T @ dZ
     db3 = np.sum(dZ, axis=0)
     dH2_pre = dH2 * (1 - H2_tanh**2)
-    dH1_H2_pre = dH2_pre @ W2.T
+    dH1 = dH2_pre @ W2.T
     dW2 = H1.T @ dH2_pre
     db2 = np.sum(dH2_pre, axis=0)
-    dH1 = dH1_H2_pre + dH2
+    dH1 += dH2
     dH1_pre = dH1 * (1 - H1**2)
     dW1 = X.T @ dH1_pre
     db1 = np.sum(dH1_pre, axis=0)

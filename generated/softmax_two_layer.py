@@ -119,9 +119,11 @@ def forward(params, X, T):
     X = _input("X", X, ("m", 4), dims, dtype)
     T = _targets("T", T, ("m", 3), dims, dtype)
     m = dims["m"]
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = sigmoid(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     L = softmax_cross_entropy(Z2, T) / m
     cache = {
         "Z2": Z2,
@@ -169,9 +171,11 @@ def predict(params, X):
     W1, b1, W2, b2 = _params(params, dims)
     dtype = W1.dtype
     X = _input("X", X, ("m", 4), dims, dtype)
-    Z1 = X @ W1 + b1
+    Z1 = X @ W1
+    Z1 += b1
     A1 = sigmoid(Z1)
-    Z2 = A1 @ W2 + b2
+    Z2 = A1 @ W2
+    Z2 += b2
     P = softmax(Z2)
     return P
 

@@ -112,10 +112,11 @@ def forward(params, X, y):
     X = _input("X", X, ("m", 3), dims, dtype)
     y = _input("y", y, ("m",), dims, dtype)
     m = dims["m"]
-    H_pre = X @ W + b
+    H_pre = X @ W
+    H_pre += b
     H = swish(H_pre)
-    p_mm = H @ v
-    p = c + p_mm
+    p = H @ v
+    p += c
     L_t = (p - y) ** 2
     L_mean = np.mean(L_t)
     L = L_mean / 2

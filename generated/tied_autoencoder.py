@@ -104,10 +104,12 @@ def forward(params, X, *, decay=0.001):
     X = _input("X", X, ("m", 6), dims, dtype)
     decay = float(decay)
     m = dims["m"]
-    H_pre = X @ W + b
+    H_pre = X @ W
+    H_pre += b
     H = sigmoid(H_pre)
     Y_T = W.T
-    Y = H @ Y_T + c
+    Y = H @ Y_T
+    Y += c
     E_loss = np.sum((Y - X) ** 2) / (2 * m)
     E_t = W**2
     E_sum = np.sum(E_t)
@@ -138,9 +140,9 @@ def backward(params, cache):
     dc = np.sum(dY, axis=0)
     dW_Y_T = dY_T.T
     dH_pre = H * dH * (1 - H)
-    dW_H_pre = X.T @ dH_pre
+    dW = X.T @ dH_pre
     db = np.sum(dH_pre, axis=0)
-    dW = W * decay + dW_H_pre + dW_Y_T
+    dW += W * decay + dW_Y_T
     return {
         "W": dW,
         "b": db,

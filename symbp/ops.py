@@ -120,6 +120,12 @@ class Op:
     def latex(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
         raise NotImplementedError
 
+    def statements(
+        self, out: str, args: list[str], attrs: dict[str, Any], pr: Printers
+    ) -> list[str]:
+        """The assignment as NumPy statements; one line unless an op can avoid a temporary."""
+        return [f"{out} = {self.numpy(args, attrs, pr)}"]
+
     def text(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
         raise NotImplementedError
 
@@ -342,6 +348,10 @@ class Affine(Op):
 
     def numpy(self, args, attrs, pr):
         return f"{args[0]} @ {args[1]} + {args[2]}"
+
+    def statements(self, out, args, attrs, pr):
+        # The product is a fresh array: adding the bias in place saves a second (m x n) array.
+        return [f"{out} = {args[0]} @ {args[1]}", f"{out} += {args[2]}"]
 
     def latex(self, args, attrs, pr):
         a, w, b = (pr.latex_name(x) for x in args)
