@@ -17,7 +17,7 @@ import sympy
 from symbp import naming
 from symbp.errors import SpecError
 from symbp.ops import OPS, Lazy
-from symbp.program import Builder, Program, Shape, broadcast_shapes, with_eqns
+from symbp.program import Builder, Program, Shape, active_values, broadcast_shapes, with_eqns
 
 
 def backprop(program: Program) -> Program:
@@ -45,14 +45,7 @@ def backprop(program: Program) -> Program:
 
 def _active_values(program: Program) -> set[str]:
     """Values on a path from some parameter to the loss; a parameter off every path is an error."""
-    depends = set(program.params)
-    for eqn in program.eqns:
-        if depends.intersection(eqn.args):
-            depends.add(eqn.out)
-    reaches = {program.loss}
-    for eqn in reversed(program.eqns):
-        if eqn.out in reaches:
-            reaches.update(eqn.args)
+    depends, reaches = active_values(program.eqns, program.params, program.loss)
     unused = [p for p in program.params if p not in reaches]
     if unused:
         listed = ", ".join(f"'{p}'" for p in unused)

@@ -20,7 +20,7 @@ from sympy.printing.precedence import PRECEDENCE
 from symbp.build import Derivation
 from symbp.ops import OPS
 from symbp.printing import MathLatexPrinter, Printers
-from symbp.program import Program, size_expr
+from symbp.program import Program, active_values, size_expr
 from symbp.templating import render
 
 GREEK = {
@@ -334,14 +334,7 @@ def _vjp_term(eqn, arg: str, program: Program, pr: Printers) -> tuple[str, str, 
 
 
 def _active(program: Program) -> set[str]:
-    depends = set(program.params)
-    for eqn in program.forward_eqns:
-        if depends.intersection(eqn.args):
-            depends.add(eqn.out)
-    reaches = {program.loss}
-    for eqn in reversed(program.forward_eqns):
-        if eqn.out in reaches:
-            reaches.update(eqn.args)
+    depends, reaches = active_values(program.forward_eqns, program.params, program.loss)
     return depends & reaches
 
 

@@ -264,6 +264,23 @@ def _reserved(name: str) -> bool:
     return name in RESERVED
 
 
+def active_values(eqns: list[Eqn], params: Iterable[str], loss: str) -> tuple[set[str], set[str]]:
+    """Values that depend on a parameter, and values the loss depends on.
+
+    Their intersection is where backprop gives cotangents: values on a path from a parameter
+    to the loss.
+    """
+    depends = set(params)
+    for eqn in eqns:
+        if depends.intersection(eqn.args):
+            depends.add(eqn.out)
+    reaches = {loss}
+    for eqn in reversed(eqns):
+        if eqn.out in reaches:
+            reaches.update(eqn.args)
+    return depends, reaches
+
+
 def used_names(eqns: Iterable[Eqn]) -> Iterator[str]:
     for eqn in eqns:
         yield from eqn.args
