@@ -237,3 +237,6 @@ def demo(directory: Path | None) -> None:
 from symbp.latex_cli import latex_command  # noqa: E402
 
 main.add_command(latex_command)
+from symbp.report_cli import report_command  # noqa: E402
+
+main.add_command(report_command)

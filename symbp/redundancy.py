@@ -1,0 +1,446 @@
+"""The redundancy report: naive "calculus class" differentiation against CSE and backprop.
+
+Four derivations of the same gradient, counted by one rule, ``op_count``:
+
+(a) forward: the loss as the Program computes it, every intermediate value computed once;
+(b) naive: ``sympy.diff`` of the fully expanded loss, separately for every parameter entry,
+    each gradient counted as a tree (nothing shared);
+(c) naive + CSE: the same gradients after ``sympy.cse`` over all of them together;
+(d) backprop: the gradient Program's backward assignments, scalarized.
+
+(a)+(d) over (a) is the cheap-gradient ratio of seed 000's Theorem 1. The report also checks
+that (b) and (d) are the same functions, and lists the subexpressions the naive gradients
+repeat (seed 004 §2.1).
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy
+
+from symbp.build import Derivation, derive
+from symbp.functions import FunctionTable
+from symbp.program import Program
+from symbp.scalar import concrete_sizes, scalarize
+from symbp.spec import Model, load
+
+DEFAULT_MAX_OPS = 200_000
+DEFAULT_TIMEOUT = 60.0
+AGREEMENT_POINTS = 3
+AGREEMENT_DIGITS = 50
+TOP_REPEATED = 12
+SYMBOLIC_LIMIT = 200
+"""Largest difference (in operations) that the agreement check tries to expand to zero."""
+
+
+def op_count(expr: sympy.Expr) -> int:
+    """The one op-count rule: ``sympy.count_ops`` of the expression tree.
+
+    Each +, −, ×, ÷, negation and power is one operation (an n-ary sum or product counts n − 1),
+    and each function application (exp, tanh, σ, σ′, …) is one. Shared subexpressions are
+    counted where they are written: a tree counts every copy, a list of definitions counts
+    each definition once.
+    """
+    return int(sympy.count_ops(expr))
+
+
+def mul_div_count(expr: sympy.Expr) -> int:
+    """Multiplications and divisions only, the operations Baur–Strassen's bound of 3 counts."""
+    visual = sympy.count_ops(expr, visual=True)
+    counts = {str(s): int(visual.coeff(s)) for s in visual.free_symbols} if visual != 0 else {}
+    return counts.get("MUL", 0) + counts.get("DIV", 0)
+
+
+@dataclass
+class Repeated:
+    expr: str
+    count: int
+    view: str
+
+
+@dataclass
+class Report:
+    """Counts, ratios, agreement and repeated subexpressions of one model at one size."""
+
+    name: str
+    sizes: dict[str, int]
+    parameter_entries: int
+    forward_ops: int
+    naive_ops: int | None
+    naive_cse_ops: int | None
+    backprop_ops: int
+    forward_muldiv: int
+    backprop_muldiv: int
+    agree: bool | None
+    agreement: str
+    repeated: list[Repeated] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def cheap_gradient_ratio(self) -> float:
+        return (self.forward_ops + self.backprop_ops) / max(self.forward_ops, 1)
+
+    @property
+    def cheap_gradient_muldiv_ratio(self) -> float:
+        return (self.forward_muldiv + self.backprop_muldiv) / max(self.forward_muldiv, 1)
+
+    def ratio(self, count: int | None) -> float | None:
+        return None if count is None else count / max(self.forward_ops, 1)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cheap_gradient_ratio"] = self.cheap_gradient_ratio
+        data["cheap_gradient_muldiv_ratio"] = self.cheap_gradient_muldiv_ratio
+        data["ratios"] = {
+            "naive": self.ratio(self.naive_ops),
+            "naive_cse": self.ratio(self.naive_cse_ops),
+            "backprop": self.ratio(self.backprop_ops),
+        }
+        return data
+
+
+def report(
+    spec: str | Path | Model | Derivation,
+    *,
+    batch: int = 1,
+    max_ops: int = DEFAULT_MAX_OPS,
+    timeout: float = DEFAULT_TIMEOUT,
+    seed: int = 0,
+) -> Report:
+    """Count the four derivations of a model's gradient at batch size ``batch``."""
+    derivation = _derivation(spec)
+    program = derivation.program
+    sizes = concrete_sizes(program, batch)
+    deadline = time.monotonic() + timeout
+    shared = scalarize(program, sizes, program.forward_eqns, shared=True)
+    forward_defs = [e for name in shared.definitions for _, e in shared.definitions[name]]
+    backward = scalarize(program, sizes, program.backward_eqns, shared=True, start=shared)
+    backward_defs = [
+        e for eqn in program.backward_eqns for _, e in backward.definitions.get(eqn.out, [])
+    ]
+    forward_ops = sum(op_count(e) for e in forward_defs)
+    backprop_ops = sum(op_count(e) for e in backward_defs)
+    params = [s for p in program.params for s in shared.values[p].flat]
+    estimate = _expanded_size(shared, program.loss, len(params))
+    result = Report(
+        name=program.name,
+        sizes=sizes,
+        parameter_entries=len(params),
+        forward_ops=forward_ops,
+        naive_ops=None,
+        naive_cse_ops=None,
+        backprop_ops=backprop_ops,
+        forward_muldiv=sum(mul_div_count(e) for e in forward_defs),
+        backprop_muldiv=sum(mul_div_count(e) for e in backward_defs),
+        agree=None,
+        agreement="not checked",
+    )
+    if estimate > max_ops:
+        result.skipped.append(
+            f"naive and naive+CSE columns skipped: the naive gradients would have about "
+            f"{estimate:,} operations (more than --max-ops {max_ops:,})"
+        )
+        return result
+    expanded = scalarize(program, sizes, program.eqns, shared=False)
+    loss = expanded.values[program.loss].flat[0]
+    try:
+        naive = _naive_gradients(loss, params, deadline)
+    except TimeoutError:
+        result.skipped.append(f"naive columns skipped: over the time limit of {timeout:g} s")
+        return result
+    result.naive_ops = sum(op_count(g) for g in naive)
+    if time.monotonic() < deadline:
+        replacements, reduced = sympy.cse(naive)
+        result.naive_cse_ops = sum(op_count(e) for _, e in replacements) + sum(
+            op_count(e) for e in reduced
+        )
+    else:
+        result.skipped.append("naive+CSE column skipped: over the time limit")
+    backprop_grads = [g for p in program.params for g in expanded.values[program.grads[p]].flat]
+    result.agree, result.agreement = _agreement(program, naive, backprop_grads, sizes, seed)
+    try:
+        in_function_view = _naive_gradients(
+            _function_view(loss, derivation.functions), params, deadline
+        )
+    except TimeoutError:
+        in_function_view = []
+        result.skipped.append("repeated subexpressions (function view) skipped: time limit")
+    result.repeated = repeated_subexpressions(in_function_view, "function")
+    result.repeated += repeated_subexpressions(naive, "expanded")
+    return result
+
+
+def _derivation(spec: str | Path | Model | Derivation) -> Derivation:
+    if isinstance(spec, Derivation):
+        return spec
+    if isinstance(spec, Model):
+        return derive(spec)
+    return derive(load(spec))
+
+
+def _expanded_size(shared, loss: str, parameters: int) -> int:
+    """The size of the loss written out as one tree, from the shared definitions, times the
+    number of gradients: an estimate of the naive work made without expanding anything."""
+    sizes: dict[sympy.Symbol, int] = {}
+    for definitions in shared.definitions.values():
+        for symbol, expr in definitions:
+            sizes[symbol] = _tree_size(expr, sizes)
+    loss_symbol = shared.values[loss].flat[0]
+    return sizes.get(loss_symbol, 1) * max(parameters, 1)
+
+
+def _tree_size(expr: sympy.Expr, sizes: dict[sympy.Symbol, int]) -> int:
+    if expr.is_Symbol:
+        return sizes.get(expr, 1)
+    if expr.is_Atom:
+        return 1
+    return 1 + sum(_tree_size(a, sizes) for a in expr.args)
+
+
+def _naive_gradients(loss: sympy.Expr, params: list[sympy.Symbol], deadline: float) -> list:
+    gradients = []
+    for p in params:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        gradients.append(sympy.diff(loss, p))
+    return gradients
+
+
+# --- the function view: σ′(u) as one node, as the seed writes it -------------------------
+
+
+def _function_view(expr: sympy.Expr, functions: FunctionTable) -> sympy.Expr:
+    """The expression with every table function replaced by a stand-in whose derivative is a
+    named ``f_prime(u)``, so that naive gradients keep σ′(wx + b) as one subexpression."""
+    mapping = {}
+    for entry in functions.values():
+        if entry.cls is None or entry.name == "identity":
+            continue
+        mapping[entry.cls] = _view_class(entry.name)
+    return expr.replace(lambda e: type(e) in mapping, lambda e: mapping[type(e)](*e.args))
+
+
+_VIEW_CLASSES: dict[str, type] = {}
+
+
+def _view_class(name: str) -> type:
+    if name not in _VIEW_CLASSES:
+        prime = type(f"{name}_prime", (sympy.Function,), {"nargs": 1})
+
+        def fdiff(self, argindex=1):
+            return prime(self.args[0])
+
+        _VIEW_CLASSES[name] = type(name, (sympy.Function,), {"nargs": 1, "fdiff": fdiff})
+    return _VIEW_CLASSES[name]
+
+
+# --- repeated subexpressions -------------------------------------------------------------
+
+
+def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repeated]:
+    """Subexpressions written more than once across the gradients, most repeated first.
+
+    A product or sum also contains its sub-products and sub-sums: in x·(σ(u) − t)·σ′(u) the
+    factor (σ(u) − t)·σ′(u) is one of them, as the seed reads it.
+    """
+    counts: Counter = Counter()
+    for gradient in gradients:
+        for node in sympy.preorder_traversal(gradient):
+            if node.is_Atom or (node.is_Mul and node.args[0] == -1 and len(node.args) == 2):
+                continue
+            counts[node] += 1
+            if isinstance(node, sympy.Mul | sympy.Add) and len(node.args) <= 6:
+                for size in range(2, len(node.args)):
+                    for subset in itertools.combinations(node.args, size):
+                        counts[node.func(*subset)] += 1
+    repeated = [(e, c) for e, c in counts.items() if c > 1]
+    repeated.sort(key=lambda item: (-item[1], -op_count(item[0]), str(item[0])))
+    maximal = [
+        (e, c)
+        for e, c in repeated
+        if not any(c == c2 and e != e2 and _inside(e, e2) for e2, c2 in repeated)
+    ]
+    return [Repeated(str(e), c, view) for e, c in maximal[:TOP_REPEATED]]
+
+
+def _inside(small: sympy.Expr, large: sympy.Expr) -> bool:
+    """Whether ``small`` is a term of the sum or a factor of the product ``large`` (or a
+    sub-sum/sub-product of it): then listing ``large`` says it already. A function's argument
+    (wx + b inside σ(wx + b)) is listed on its own: that is what the seed points at."""
+    if not isinstance(large, sympy.Mul | sympy.Add):
+        return False
+    if small in large.args:
+        return True
+    return isinstance(small, large.func) and set(small.args) <= set(large.args)
+
+
+# --- agreement --------------------------------------------------------------------------
+
+
+def _agreement(
+    program: Program, naive: list, backprop: list, sizes: dict[str, int], seed: int
+) -> tuple[bool, str]:
+    """Same function? Symbolically when the difference simplifies cheaply to 0, otherwise at
+    random rational points evaluated to 50 digits (targets drawn as one-hot rows where the
+    loss assumes them)."""
+    differences = [a - b for a, b in zip(naive, backprop, strict=True)]
+    if sum(op_count(d) for d in differences) <= SYMBOLIC_LIMIT:
+        differences = [sympy.expand(d) for d in differences]
+        if all(d == 0 for d in differences):
+            return True, "symbolically equal"
+    rng = random.Random(seed)
+    symbols = sorted(set().union(*(d.free_symbols for d in differences)), key=str)
+    kinds = program.meta.get("kinds", {})
+    functions = program.meta.get("functions")
+    for _ in range(AGREEMENT_POINTS):
+        point = _random_point(program, symbols, kinds, sizes, rng)
+        evaluate = _Evaluator(point, functions)
+        for a, b in zip(naive, backprop, strict=True):
+            va, vb = evaluate(a), evaluate(b)
+            if abs(va - vb) > mpmath.mpf("1e-30") * max(abs(va), 1):
+                return (
+                    False,
+                    f"differ at a random point: {mpmath.nstr(va, 12)} ≠ {mpmath.nstr(vb, 12)}",
+                )
+    return True, f"equal at {AGREEMENT_POINTS} random rational points (50 digits, to 1e-30)"
+
+
+class _Evaluator:
+    """Evaluates expressions at one point to 50 digits, each distinct subtree once.
+
+    The naive gradients repeat subtrees massively (that is the point of the report), so
+    memoizing by subtree keeps the check linear in the number of distinct subexpressions.
+    """
+
+    def __init__(self, point: dict, functions):
+        self.values = {k: mpmath.mpf(v.p) / v.q for k, v in point.items()}
+        self.bodies = {}
+        for entry in (functions or {}).values() if functions else ():
+            if entry.cls is not None and entry.cls not in (sympy.exp, sympy.log, sympy.tanh):
+                self.bodies[entry.cls] = entry.body
+
+    def __call__(self, expr):
+        with mpmath.workdps(AGREEMENT_DIGITS):
+            return self._eval(expr)
+
+    def _eval(self, expr):
+        if expr in self.values:
+            return self.values[expr]
+        value = self._compute(expr)
+        self.values[expr] = value
+        return value
+
+    def _compute(self, expr):
+        if expr.is_Rational:
+            return mpmath.mpf(expr.p) / expr.q
+        if expr.is_Number or expr.is_NumberSymbol:
+            return mpmath.mpf(str(sympy.N(expr, AGREEMENT_DIGITS + 5)))
+        if expr.is_Add:
+            return mpmath.fsum(self._eval(a) for a in expr.args)
+        if expr.is_Mul:
+            return mpmath.fprod(self._eval(a) for a in expr.args)
+        if expr.is_Pow:
+            return self._eval(expr.base) ** self._eval(expr.exp)
+        if isinstance(expr, sympy.Piecewise):
+            for value, condition in expr.args:
+                if condition is sympy.true or self._condition(condition):
+                    return self._eval(value)
+            raise ValueError("no Piecewise branch applies")
+        head = type(expr)
+        if head in self.bodies:
+            from symbp.functions import Z
+
+            return self._eval(self.bodies[head].xreplace({Z: expr.args[0]}))
+        simple = {sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.tanh: mpmath.tanh}
+        if head in simple:
+            return simple[head](self._eval(expr.args[0]))
+        raise ValueError(f"cannot evaluate {head.__name__}")
+
+    def _condition(self, condition) -> bool:
+        lhs, rhs = self._eval(condition.lhs), self._eval(condition.rhs)
+        return {">": lhs > rhs, ">=": lhs >= rhs, "<": lhs < rhs, "<=": lhs <= rhs}[
+            condition.rel_op
+        ]
+
+
+def _random_point(program, symbols, kinds, sizes, rng) -> dict:
+    point = {s: sympy.Rational(rng.randint(-90, 90), 37) for s in symbols}
+    for name, kind in kinds.items():
+        shape = [sizes[d] if isinstance(d, str) else d for d in program.shape(name)]
+        rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
+        width = shape[-1] if shape else 1
+        for row in range(rows):
+            hot = rng.randrange(width)
+            for col in range(width):
+                idx = ([row] if len(shape) > 1 else []) + ([col] if shape else [])
+                label = "_".join([name, *map(str, idx)]) if idx else name
+                symbol = sympy.Symbol(label)
+                if kind == "one-hot":
+                    point[symbol] = sympy.Integer(int(col == hot))
+                elif kind == "probability":
+                    point[symbol] = sympy.Rational(rng.randint(1, 9), 10)
+    return point
+
+
+# --- sweeps and printing ----------------------------------------------------------------
+
+
+def sweep(
+    make_model: Callable[[int, int], Model],
+    depths: list[int],
+    widths: list[int],
+    *,
+    batch: int,
+    max_ops: int,
+    timeout: float,
+    progress: Callable[[], None] | None = None,
+) -> list[tuple[int, int, Report]]:
+    """Reports for every (depth, width), to see how each count grows."""
+    rows = []
+    for depth in depths:
+        for width in widths:
+            rows.append(
+                (
+                    depth,
+                    width,
+                    report(
+                        make_model(depth, width), batch=batch, max_ops=max_ops, timeout=timeout
+                    ),
+                )
+            )
+            if progress:
+                progress()
+    return rows
+
+
+def latex_rows(derivation: Derivation) -> list[tuple[str, str, str]] | None:
+    """The cost table for the LaTeX derivation: (derivation, operations, ratio to forward)."""
+    result = report(derivation, max_ops=20_000, timeout=20)
+    rows = [
+        ("derivation (sympy.count_ops)", "operations", "ratio to forward"),
+        ("forward (a)", str(result.forward_ops), "1"),
+    ]
+    for label, count in (
+        ("naive sympy.diff (b)", result.naive_ops),
+        ("naive + CSE (c)", result.naive_cse_ops),
+        ("backprop (d)", result.backprop_ops),
+    ):
+        ratio = result.ratio(count)
+        rows.append(
+            (
+                label,
+                "--" if count is None else str(count),
+                "--" if ratio is None else f"{ratio:.2f}",
+            )
+        )
+    return rows

@@ -1,0 +1,98 @@
+"""The scalarized view: a Program at small concrete shapes, one SymPy symbol per entry.
+
+Each op's ``scalar`` rule from the registry gives the meaning of one assignment on arrays of
+SymPy scalars, so nothing here re-states an op. Two views come out of one walk: *shared*, where
+every assignment's entries get symbols of their own (what the Program computes, intermediates
+reused), and *expanded*, where every value is written out in the parameters and inputs (the
+"calculus class" form, with nothing shared).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy
+
+from symbp.ops import OPS
+from symbp.program import Eqn, Program, Shape
+
+DEFAULT_SIZE = 2
+
+
+def concrete_sizes(
+    program: Program, batch: int = 1, default: int = DEFAULT_SIZE
+) -> dict[str, int]:
+    """Named sizes made concrete: the batch ``m`` from ``batch``, any other name ``default``."""
+    return {d: (batch if d == "m" else default) for d in program.dims()}
+
+
+def concrete_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
+    return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+
+
+def entry_symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``W1_0_1`` for entry (0, 1) of ``W1``; a scalar is its own name."""
+    out = np.empty(shape, dtype=object)
+    for idx in np.ndindex(shape):
+        label = "_".join([name, *map(str, idx)]) if idx else name
+        out[idx] = sympy.Symbol(label)
+    return out
+
+
+@dataclass
+class Scalarized:
+    """Values as object arrays of SymPy scalars, and (shared view) each entry's definition."""
+
+    values: dict[str, np.ndarray]
+    definitions: dict[str, list[tuple[sympy.Symbol, sympy.Expr]]] = field(default_factory=dict)
+
+    def entries(self, name: str) -> list[sympy.Expr]:
+        return list(self.values[name].flat)
+
+
+def leaves(program: Program, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
+    """Inputs, parameters and constants as arrays of fresh symbols."""
+    names = [*program.inputs, *program.params, *program.consts]
+    return {n: entry_symbols(n, concrete_shape(program.shape(n), sizes)) for n in names}
+
+
+def scalarize(
+    program: Program,
+    sizes: Mapping[str, int],
+    eqns: Iterable[Eqn],
+    *,
+    shared: bool,
+    start: Scalarized | None = None,
+) -> Scalarized:
+    """Apply each assignment's scalar rule; ``shared`` names every computed entry.
+
+    ``start`` continues from an earlier walk (the backward pass reads the forward values).
+    """
+    result = start or Scalarized(dict(leaves(program, sizes)))
+    dims = {
+        sympy.Symbol(d, integer=True, positive=True): sympy.Integer(v) for d, v in sizes.items()
+    }
+    for eqn in eqns:
+        attrs = {k: (v.xreplace(dims) if isinstance(v, sympy.Basic) else v) for k, v in eqn.attrs}
+        attrs["names"] = eqn.args
+        args = [result.values[a] for a in eqn.args]
+        value = np.asarray(OPS[eqn.op].scalar(args, attrs), dtype=object)
+        for idx in np.ndindex(value.shape):
+            entry = value[idx]
+            entry = entry if isinstance(entry, sympy.Basic) else sympy.Integer(int(entry))
+            value[idx] = entry.xreplace(dims)
+        if shared:
+            symbols = entry_symbols(eqn.out, value.shape)
+            definitions = []
+            for idx in np.ndindex(value.shape):
+                expr = value[idx]
+                if expr.is_Atom:
+                    symbols[idx] = expr
+                else:
+                    definitions.append((symbols[idx], expr))
+            result.definitions[eqn.out] = definitions
+            value = symbols
+        result.values[eqn.out] = value
+    return result
