@@ -243,6 +243,7 @@ def _plot(rows, path: Path) -> None:
                     style,
                     label=f"{key.removesuffix('_ops')} (width {width})",
                 )
+    ax.set_xticks(sorted({d for d, _, _ in rows}))
     ax.set_yscale("log")
     ax.set_xlabel("depth (layers)")
     ax.set_ylabel("operations (sympy.count_ops)")

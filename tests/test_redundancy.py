@@ -164,3 +164,26 @@ def test_agreement_detects_a_wrong_gradient():
     sizes = concrete_sizes(program, 1)
     assert _agreement(program, right, right, sizes, 0)[0] is True
     assert _agreement(program, right, wrong, sizes, 0)[0] is False
+
+
+def test_cli_sweep_plot(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text(_mlp(2))
+    picture = tmp_path / "sweep.png"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "symbp",
+            "report",
+            str(spec),
+            "--sweep",
+            "depth=1..2",
+            "--plot",
+            str(picture),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0, run.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
