@@ -133,7 +133,24 @@ def loss_and_grad(params, x, t, *, lam=0.1):
 
 
 def _params(params, dims):
-    """The parameters in ``PARAM_SHAPES`` order, checked: one floating dtype, declared shapes."""
+    """The parameters in ``PARAM_SHAPES`` order, checked: one floating dtype, declared shapes.
+
+    NumPy arrays of the declared sizes and one float dtype pass at the cost of a comparison
+    each; anything else is converted and checked name by name, and the error says what is wrong.
+    """
+    try:
+        dtype = params["w"].dtype
+        arrays = []
+        for name, shape in PARAM_SHAPES.items():
+            array = params[name]
+            if type(array) is not np.ndarray or array.dtype != dtype or array.shape != shape:
+                break
+            arrays.append(array)
+        else:
+            if dtype.kind == "f":
+                return arrays
+    except (KeyError, AttributeError, TypeError):
+        pass
     missing = [name for name in PARAM_SHAPES if name not in params]
     if missing:
         raise ValueError(f"params is missing {missing}; expected keys {list(PARAM_SHAPES)}")
@@ -154,6 +171,9 @@ def _params(params, dims):
 def _input(name, value, shape, dims, dtype):
     """``value`` as an array of the parameters' dtype (Python numbers and integers convert;
     arrays of another float dtype do not)."""
+    if type(value) is np.ndarray and value.dtype == dtype:
+        _check_shape(name, value.shape, shape, dims)
+        return value
     if isinstance(value, int | float):
         value = np.asarray(value, dtype=dtype)
     array = np.asarray(value)
@@ -171,11 +191,11 @@ def _input(name, value, shape, dims, dtype):
 
 def _check_shape(name, actual, expected, dims):
     """Raise ValueError unless ``actual`` fits ``expected``; a named size binds in ``dims``."""
-    bound = dict(dims)
+    bound = {}
     fits = len(actual) == len(expected)
     for got, want in zip(actual, expected, strict=False):
-        if isinstance(want, str):
-            fits = fits and bound.setdefault(want, got) == got
+        if type(want) is str:
+            fits = fits and dims.get(want, got) == bound.setdefault(want, got) == got
         else:
             fits = fits and got == want
     if not fits:

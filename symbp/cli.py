@@ -2,30 +2,40 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
 import traceback
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from functools import wraps
 from pathlib import Path
 
 import click
 
 from symbp import __version__
-from symbp.errors import SpecError
+from symbp.errors import SpecError, one_line
 from symbp.files import OutputError
 
 EXIT_FAILED_CHECK = 1
 EXIT_BAD_INPUT = 2
 
 
-def _fail(message: str) -> None:
-    click.echo(f"symbp: error: {message}", err=True)
-    sys.exit(EXIT_BAD_INPUT)
+def _fail(message: str, status: int = EXIT_BAD_INPUT) -> None:
+    click.echo(f"symbp: error: {one_line(message)}", err=True)
+    sys.exit(status)
+
+
+class CheckError(Exception):
+    """The generated module could not be checked (it raised, or its loss is not finite)."""
 
 
 def _guard(command: Callable) -> Callable:
-    """Turn a bad spec or a refused output into one line on stderr and exit status 2."""
+    """Turn a bad spec or a refused output into one line on stderr and exit status 2.
+
+    A check that cannot run is one line and exit status 1. Any other error is a bug in symbp:
+    it is still one line (exit status 2), and ``--debug`` shows its traceback.
+    """
 
     @wraps(command)
     def run(*args, **kwargs):
@@ -36,10 +46,30 @@ def _guard(command: Callable) -> Callable:
             if debug:
                 traceback.print_exc()
             _fail(str(err))
+        except CheckError as err:
+            if debug:
+                traceback.print_exc()
+            _fail(str(err), EXIT_FAILED_CHECK)
         except RecursionError:
             if debug:
                 traceback.print_exc()
             _fail("the input is too deeply nested to process")
+        except MemoryError:
+            if debug:
+                traceback.print_exc()
+            _fail("not enough memory: the model's arrays are too large for this machine")
+        except OSError as err:
+            if debug:
+                traceback.print_exc()
+            where = f"{err.filename}: " if err.filename else ""
+            _fail(f"{where}{err.strerror or err}")
+        except Exception as err:
+            if debug:
+                traceback.print_exc()
+            _fail(
+                f"internal error: {type(err).__name__}: {err}; please report it "
+                "(rerun with --debug for the traceback)"
+            )
 
     return run
 
@@ -66,7 +96,30 @@ def _derive(spec: Path):
     from symbp.build import derive
     from symbp.spec import load
 
-    return derive(load(spec))
+    with _internal(spec):
+        return derive(load(spec))
+
+
+def _render(derivation, spec: Path) -> str:
+    from symbp.codegen import generate as render_module
+
+    with _internal(spec):
+        return render_module(derivation)
+
+
+@contextlib.contextmanager
+def _internal(spec: Path) -> Iterator[None]:
+    """Report an unexpected error while deriving or writing ``spec`` as one line naming it."""
+    try:
+        yield
+    except (SpecError, RecursionError, MemoryError):
+        raise
+    except Exception as err:
+        raise SpecError(
+            f"internal error while processing the spec: {type(err).__name__}: {err}; "
+            "please report it (rerun with --debug for the traceback)",
+            where=str(spec),
+        ) from err
 
 
 @main.command()
@@ -93,7 +146,6 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
       symbp generate examples/mlp_digits.toml          # -> generated/mlp_digits.py
       symbp generate examples/*.toml -o build/
     """
-    from symbp.codegen import generate as render_module
     from symbp.files import write_all
 
     as_file = output is not None and output.suffix == ".py" and not output.is_dir()
@@ -107,7 +159,7 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
         )
         if target in outputs:
             raise OutputError(f"two specs are named '{derivation.model.name}'; rename one")
-        outputs[target] = render_module(derivation)
+        outputs[target] = _render(derivation, spec)
     for path in write_all(outputs, force=force):
         click.echo(f"wrote {path}")
 
@@ -147,16 +199,31 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
     from symbp.gradcheck import check_module, load_module
 
     if target.suffix == ".toml":
-        from symbp.codegen import generate as render_module
-
         derivation = _derive(target)
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"{derivation.model.name}.py"
-            path.write_text(render_module(derivation), encoding="utf-8")
-            module = load_module(path)
+            path.write_text(_render(derivation, target), encoding="utf-8")
+            try:
+                module = load_module(path)
+            except Exception as err:
+                raise CheckError(
+                    f"{target}: the generated module does not import: {type(err).__name__}: "
+                    f"{err}; please report it"
+                ) from err
     else:
         module = _load_generated(target)
-    result = check_module(module, batch=batch, seed=seed, tolerance=tolerance)
+    try:
+        # NumPy's warnings (log of a negative number) would be lines of their own; the check
+        # reports what matters: a loss that is not finite, or the errors of the gradients.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            result = check_module(module, batch=batch, seed=seed, tolerance=tolerance)
+    except MemoryError:
+        raise
+    except Exception as err:
+        raise CheckError(
+            f"{target}: the check could not run: {type(err).__name__}: {err}"
+        ) from err
     click.echo(f"{target}: loss {result.loss:.6g} at a random point (batch {batch}, seed {seed})")
     click.echo(result.table())
     verdict = "ok" if result.ok else "FAILED"

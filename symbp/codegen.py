@@ -11,6 +11,7 @@ import textwrap
 import sympy
 
 from symbp import __version__
+from symbp.buffers import plan_buffers
 from symbp.build import Derivation
 from symbp.functions import FunctionTable, Z
 from symbp.ops import HELPER_SOURCES, OPS
@@ -33,11 +34,13 @@ def generate(derivation: Derivation) -> str:
 def module_context(derivation: Derivation) -> dict:
     program = derivation.program
     printers = Printers(derivation.functions)
-    forward = _lines(program.forward_eqns, printers, program)
-    backward = _lines(program.backward_eqns, printers, program)
+    cached = _cached(program)
+    forward = _lines(program.forward_eqns, printers, program, {*cached, program.loss})
+    backward = _lines(program.backward_eqns, printers, program, set(program.grads.values()))
     predict_lines: list[str] = []
     if derivation.predict is not None:
-        predict_lines = _lines(derivation.predict.eqns, printers, derivation.predict)
+        predict = derivation.predict
+        predict_lines = _lines(predict.eqns, printers, predict, {predict.loss})
     helpers = _helpers(
         program,
         derivation.predict,
@@ -45,7 +48,6 @@ def module_context(derivation: Derivation) -> dict:
         derivation.functions,
         printers,
     )
-    cached = _cached(program)
     first = program.params[0]
     model = derivation.model
     return {
@@ -68,7 +70,7 @@ def module_context(derivation: Derivation) -> dict:
         "forward_args": _signature(program),
         "forward_call": ", ".join(program.inputs + [f"{c}={c}" for c in program.consts]),
         "argument_doc": _argument_doc(program),
-        "param_unpack": ", ".join(program.params) + ("," if len(program.params) == 1 else ""),
+        "param_unpack": _unpack(program.params, "_params(params, dims)"),
         "first_param": first,
         "input_checks": _input_checks(program),
         "forward_lines": forward,
@@ -85,57 +87,28 @@ def module_context(derivation: Derivation) -> dict:
     }
 
 
-FRESH_OPS = frozenset({"matmul", "affine", "outer"})
-"""Ops whose result is a new array nobody else holds, so a later sum may accumulate into it."""
+def _lines(eqns: list[Eqn], printers: Printers, program: Program, keep: set[str]) -> list[str]:
+    """The assignments as statements, written into dead arrays where :mod:`buffers` plans so.
 
-
-def _lines(eqns: list[Eqn], printers: Printers, program: Program) -> list[str]:
-    """The assignments as statements, accumulating ``t + rest`` into ``t``'s own buffer.
-
-    When a value ``out = t + rest`` sums a fresh product ``t`` (say dW1 = Xᵀ dZ1 + λ W1)
-    that nothing else reads, ``t`` is computed under the name ``out`` and ``rest`` is added in
-    place: one (fan_in x units) array and one pass fewer, and the code still reads as the sum.
+    ``keep`` names the values the function hands back (cache, gradients, outputs), whose
+    arrays must survive it.
     """
-    reads = _read_counts(program)
-    renamed: dict[str, str] = {}
-    accumulate: dict[str, sympy.Expr] = {}
-    producers = {e.out: e for e in eqns}
-    for eqn in eqns:
-        if eqn.op != "ewise" or not isinstance(eqn.attr("expr"), sympy.Add):
-            continue
-        for term in eqn.attr("expr").args:
-            source = producers.get(getattr(term, "name", ""))
-            rest = eqn.attr("expr") - term
-            if (
-                source is not None
-                and term not in rest.free_symbols
-                and source.op in FRESH_OPS
-                and reads.get(source.out, 0) == 1
-                and source.out not in renamed
-                and program.shape(source.out) == program.shape(eqn.out)
-            ):
-                renamed[source.out] = eqn.out
-                accumulate[eqn.out] = rest
-                break
+    plan = plan_buffers(eqns, program, keep, printers)
+    renamed = plan.renamed
     lines = []
     for eqn in eqns:
-        if eqn.out in accumulate:
-            lines.append(f"{eqn.out} += {printers.numpy(accumulate[eqn.out])}")
+        if eqn.out in plan.accumulate:
+            _, rest = plan.accumulate[eqn.out]
+            lines.append(f"{eqn.out} += {printers.numpy(rest)}")
             continue
         out = renamed.get(eqn.out, eqn.out)
-        lines += OPS[eqn.op].statements(out, list(eqn.args), dict(eqn.attrs), printers)
+        args, attrs = list(eqn.args), dict(eqn.attrs)
+        buffer = plan.into.get(eqn.out)
+        written = None
+        if buffer is not None:
+            written = OPS[eqn.op].into(out, renamed.get(buffer, buffer), args, attrs, printers)
+        lines += written or OPS[eqn.op].statements(out, args, attrs, printers)
     return lines
-
-
-def _read_counts(program: Program) -> dict[str, int]:
-    """How often each value is read: by assignments, as a gradient, or from the cache."""
-    counts: dict[str, int] = {}
-    for eqn in program.eqns:
-        for arg in eqn.args:
-            counts[arg] = counts.get(arg, 0) + 1
-    for name in [*program.grads.values(), program.loss]:
-        counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def _doc_lines(eqns: list[Eqn], program: Program, printers: Printers) -> list[str]:
@@ -191,6 +164,21 @@ def _shape_code(shape: Shape) -> str:
     if len(items) == 1:
         return f"({items[0]},)"
     return "(" + ", ".join(items) + ")"
+
+
+LINE_WIDTH = 99
+"""The generated module's line length, as the project's ruff settings have it."""
+
+
+def _unpack(names: list[str], value: str, indent: int = 4) -> list[str]:
+    """``a, b, c = value``, wrapped as ``ruff format`` wraps it when the line is too long."""
+    targets = ", ".join(names) + ("," if len(names) == 1 else "")
+    if indent + len(f"{targets} = {value}") <= LINE_WIDTH:
+        return [f"{targets} = {value}"]
+    call, _, arguments = value.partition("(")
+    if indent + len(f"{targets} = {call}(") <= LINE_WIDTH:
+        return [f"{targets} = {call}(", f"    {arguments[:-1]}", ")"]
+    return ["(", *(f"    {n}," for n in names), f") = {value}"]
 
 
 def _init_dims(program: Program) -> str:

@@ -40,6 +40,8 @@ class NumpyForm:
     expr: str
     helper: str | None = None
     needs: tuple[str, ...] = ()
+    out: str | None = None
+    """The same written into an existing array, over ``{x}`` and ``{out}``, where NumPy can."""
 
 
 @dataclass(frozen=True)
@@ -137,10 +139,34 @@ def _rewrite(derivative: sympy.Expr, bases: Iterable[tuple[sympy.Expr, sympy.Exp
         for branch, condition in derivative.args:
             region = sympy.And(condition, sympy.Not(taken))
             points = _branch_points(region)
-            pieces.append((_rewrite_smooth(branch, bases, points), condition))
+            written = _condition_in_output(condition, bases[0])
+            pieces.append((_rewrite_smooth(branch, bases, points), written))
             taken = sympy.Or(taken, condition)
         return sympy.Piecewise(*pieces)
     return _rewrite_smooth(derivative, bases, _FIT_POINTS)
+
+
+def _condition_in_output(condition: sympy.Basic, basis: tuple[sympy.Expr, sympy.Expr]):
+    """``z > 0`` as ``f(z) > 0`` where SymPy proves the two hold for the same real z.
+
+    For relu, leaky_relu and elu this lets the backward pass read the cached activation
+    instead of the pre-activation, which then need not be kept.
+    """
+    body, written = basis
+    if not isinstance(condition, sympy.core.relational.Relational) or condition.lhs != Z:
+        return condition
+    if not condition.rhs.is_number:
+        return condition
+    level = body.subs(Z, condition.rhs)
+    if not level.is_number:
+        return condition
+    try:
+        same = sympy.solveset(condition.func(body, level), Z, sympy.S.Reals) == sympy.solveset(
+            condition, Z, sympy.S.Reals
+        )
+    except (NotImplementedError, TypeError, ValueError):
+        return condition
+    return condition.func(written, level) if same else condition
 
 
 def _rewrite_smooth(derivative, bases, points):
@@ -247,6 +273,11 @@ def _define(
     )
 
 
+def _ufunc(name: str) -> NumpyForm:
+    """A NumPy ufunc of one argument, which can write into an existing array."""
+    return NumpyForm(f"np.{name}({{x}})", out=f"np.{name}({{x}}, out={{out}})")
+
+
 _SIGMOID_HELPER = '''def sigmoid(x):
     """σ(x) = 1 / (1 + exp(−x)), through exp(−|x|) so that no exp overflows."""
     e = np.exp(-np.abs(x))
@@ -273,10 +304,10 @@ def _builtin_entries() -> list[ElementwiseFunction]:
             )
         )
 
-    add("exp", sympy.exp(Z), r"\exp", NumpyForm("np.exp({x})"), "e^z", builtin=sympy.exp)
-    add("log", sympy.log(Z), r"\log", NumpyForm("np.log({x})"), "natural log", builtin=sympy.log)
-    add("sqrt", sympy.sqrt(Z), r"\sqrt", NumpyForm("np.sqrt({x})"), "square root", builtin=None)
-    add("tanh", sympy.tanh(Z), r"\tanh", NumpyForm("np.tanh({x})"), "tanh z", sympy.tanh)
+    add("exp", sympy.exp(Z), r"\exp", _ufunc("exp"), "e^z", builtin=sympy.exp)
+    add("log", sympy.log(Z), r"\log", _ufunc("log"), "natural log", builtin=sympy.log)
+    add("sqrt", sympy.sqrt(Z), r"\sqrt", _ufunc("sqrt"), "square root", builtin=None)
+    add("tanh", sympy.tanh(Z), r"\tanh", _ufunc("tanh"), "tanh z", sympy.tanh)
     add(
         "sigmoid",
         1 / (1 + sympy.exp(-Z)),
@@ -290,7 +321,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "relu",
         sympy.Piecewise((Z, Z > 0), (0, True)),
         r"\operatorname{relu}",
-        NumpyForm("np.maximum({x}, 0)"),
+        NumpyForm("np.maximum({x}, 0)", out="np.maximum({x}, 0, out={out})"),
         "max(z, 0); derivative 0 at z = 0",
     )
     add(
@@ -304,7 +335,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "softplus",
         sympy.log(1 + sympy.exp(Z)),
         r"\operatorname{softplus}",
-        NumpyForm("np.logaddexp(0, {x})"),
+        NumpyForm("np.logaddexp(0, {x})", out="np.logaddexp(0, {x}, out={out})"),
         "log(1 + e^z)",
     )
     add(

@@ -16,8 +16,9 @@ import sympy
 
 from symbp.errors import SpecError
 from symbp.functions import FunctionTable
-from symbp.names import check_name
+from symbp.names import check_name, clashes
 from symbp.ops import FUSED_LOSSES, fused_loss_attrs
+from symbp.parse import ParseError, check_real, quoted
 from symbp.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
 from symbp.spec import Graph, Model, _kind, _only_keys
 
@@ -45,8 +46,10 @@ def read_graph(table: Any) -> Graph:
         check_name(name, "constant name", key=f"{p}constants.{name}")
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise SpecError(f"must be a number, got {_kind(value)}", key=f"{p}constants.{name}")
-        if value != value or value in (float("inf"), float("-inf")):
-            raise SpecError("must be a finite number", key=f"{p}constants.{name}")
+        if value != value or not abs(value) <= 1e300:
+            raise SpecError(
+                "must be a finite number of at most 1e300 in size", key=f"{p}constants.{name}"
+            )
     steps = table.get("steps")
     if not isinstance(steps, list) or not steps:
         raise SpecError('must be a non-empty list of "name = expression" strings', key=p + "steps")
@@ -109,13 +112,18 @@ def parse_shape(text: str, *, key: str | None = None) -> Shape:
     dims: list[int | str] = []
     for part in parts:
         part = part.strip()
+        if part == "scalar":
+            raise SpecError(
+                f'bad shape {text!r}: "scalar" stands alone; a size is an integer or a name',
+                key=key,
+            )
         if part.isdigit():
             size = int(part)
             if not 1 <= size <= MAX_DIM:
                 raise SpecError(f"size {part} must be between 1 and {MAX_DIM}", key=key)
             dims.append(size)
         else:
-            check_name(part, "size name", key=key)
+            check_name(part, "size name", key=key, value=False)
             dims.append(part)
     return tuple(dims)
 
@@ -155,6 +163,7 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
         if name in dims:
             raise SpecError(f"'{name}' names both a value and a size; rename one", key="graph")
     lowering = _Lowering(Builder(program), functions, dims, graph.steps)
+    _check_function_names(model, [*variables, *lowering.targets, *dims])
     for index, text in enumerate(graph.steps):
         lowering.step(index, text)
     if graph.loss not in lowering.defined:
@@ -170,8 +179,30 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             key="graph.loss",
         )
     program = _prune(program)
+    used = {a for e in program.eqns for a in e.args}
+    for name in graph.params:
+        if name not in used:
+            raise SpecError(
+                f"the loss '{graph.loss}' does not depend on parameter '{name}'; "
+                "use it in a step or remove it from params",
+                key=f"graph.params.{name}",
+            )
     program.meta["kinds"] = _target_kinds(program)
     return program
+
+
+def _check_function_names(model: Model, values: list[str]) -> None:
+    """A ``[functions]`` entry is a module-level helper, a value a local of the same functions:
+    they must not share a name, nor may a function take a name derived from a value (``dw``)."""
+    for name in model.functions:
+        for value in values:
+            base = clashes(name, value)
+            if base is not None:
+                what = "the value" if base == value else f"'{base}', derived from the value"
+                raise SpecError(
+                    f"'{name}' collides with {what} '{value}' of the [graph]; rename one",
+                    key=f"functions.{name}",
+                )
 
 
 TARGET_KINDS = {"softmax_cross_entropy": "one-hot", "sigmoid_binary_cross_entropy": "probability"}
@@ -202,6 +233,15 @@ def _prune(program: Program) -> Program:
     return program
 
 
+def _real(expr: sympy.Expr) -> sympy.Expr:
+    """``expr`` if its constants are finite real float64 numbers (``log(-1)`` is not)."""
+    try:
+        check_real(expr)
+    except ParseError as err:
+        raise SpecError(err.message) from None
+    return expr
+
+
 class _Lowering:
     """Turns parsed steps into assignments, tracking which names are defined so far."""
 
@@ -225,10 +265,11 @@ class _Lowering:
 
     def step(self, index: int, text: str) -> None:
         key = f"graph.steps[{index}]"
+        step = f"(step {quoted(text)})"
         try:
             target, tree = self._parse_step(text)
         except self._parse_error as err:
-            raise SpecError(f"{err.message} (step {text!r})", key=key) from None
+            raise SpecError(f"{err.message} {step}", key=key) from None
         try:
             check_name(target, "step name")
             if target in self.declared:
@@ -250,15 +291,14 @@ class _Lowering:
                 self.builder.ewise(result.expr, name=target, exact_name=True)
             self.defined.add(target)
         except SpecError as err:
-            message = err.message if "step " in err.message else f"{err.message} (step {text!r})"
-            raise SpecError(message, key=key) from None
+            raise SpecError(f"{err.message} {step}", key=key) from None
 
     # Lowering returns either a value name (a tensor op's output) or an elementwise _Value.
     def lower(self, node, target: str | None = None):
         from symbp import parse as P
 
         if isinstance(node, P.Num):
-            return _Value(node.value, ())
+            return _Value(_real(node.value), ())
         if isinstance(node, P.Name):
             return self._name(node.id)
         if isinstance(node, P.Neg):
@@ -357,19 +397,19 @@ class _Lowering:
             ) from None
         a, b = left.expr, right.expr
         if op == "+":
-            return _Value(a + b, shape)
+            return _Value(_real(a + b), shape)
         if op == "-":
-            return _Value(a - b, shape)
+            return _Value(_real(a - b), shape)
         if op == "*":
-            return _Value(a * b, shape)
+            return _Value(_real(a * b), shape)
         if op == "/":
             if b == 0:
                 raise SpecError("division by the number zero")
-            return _Value(a / b, shape)
+            return _Value(_real(a / b), shape)
         if op == "**":
             if a == 0 and b.is_number and b.is_negative:
                 raise SpecError("zero raised to a negative power")
-            return _Value(a**b, shape)
+            return _Value(_real(a**b), shape)
         raise SpecError(f"unsupported operator {op}")
 
     def _call(self, node, target: str | None):
@@ -395,6 +435,11 @@ class _Lowering:
             if len(args) != 2:
                 raise SpecError(f"{name}(Z, T) takes two arrays, got {len(args)}")
             z, t = self.var(args[0]), self.var(args[1])
+            if name == "softmax_cross_entropy" and not self.builder.vars[z].shape:
+                raise SpecError(
+                    "softmax_cross_entropy(Z, T) needs logits with classes along the last axis, "
+                    "got a scalar; use sigmoid_binary_cross_entropy for one logit"
+                )
             attrs = fused_loss_attrs(self.builder.vars[z].shape, "mean")
             return self.builder.emit(
                 name, [z, t], attrs, name=self._temp(target, "loss"), exact_name=target is not None
@@ -403,7 +448,7 @@ class _Lowering:
             if len(args) != 1:
                 raise SpecError(f"{name} takes one argument, got {len(args)}")
             inner = self.value(args[0])
-            applied = _Value(self.functions[name](inner.expr), inner.shape)
+            applied = _Value(_real(self.functions[name](inner.expr)), inner.shape)
             if target is not None:
                 return applied
             # A function inside a larger expression becomes a value of its own, so the backward

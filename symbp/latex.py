@@ -86,6 +86,14 @@ _UNICODE_MATH = {
     "‖": r"\|",
     "½": r"\tfrac{1}{2}",
     "×": r"\times",
+    "÷": r"\div",
+    "≠": r"\neq",
+    "∉": r"\notin",
+    "≢": r"\not\equiv",
+    "∈": r"\in",
+    "≈": r"\approx",
+    "∞": r"\infty",
+    "±": r"\pm",
     "≤": r"\le",
     "≥": r"\ge",
     "→": r"\to",
@@ -134,20 +142,29 @@ _COMBINING_ACCENTS = {
 
 
 def escape_text(text: str) -> str:
-    """Text-mode LaTeX for any text: the ten special characters escaped, Unicode mapped."""
+    """Text-mode LaTeX for any text: the ten special characters escaped, Unicode mapped.
+
+    A character with a math form (≠, ≤, ⊙, …) is mapped whole; any other is split into its
+    base and accents (ȳ → \\={y}). A negating overlay (U+0338) is never dropped: that would
+    turn ≠ into =.
+    """
     out: list[str] = []
-    for c in unicodedata.normalize("NFD", text) if _has_combining(text) else text:
-        if c in _COMBINING_ACCENTS and out:
-            out[-1] = "\\" + _COMBINING_ACCENTS[c] + "{" + out[-1] + "}"
-        elif unicodedata.combining(c):
-            continue
-        else:
-            out.append(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c))
+    for char in unicodedata.normalize("NFC", text):
+        whole = char.isascii() or char in _UNICODE_MATH
+        for c in char if whole else unicodedata.normalize("NFD", char):
+            if c in _COMBINING_ACCENTS and out:
+                out[-1] = "\\" + _COMBINING_ACCENTS[c] + "{" + out[-1] + "}"
+            elif c == _NEGATION and out:
+                out[-1] = "?"
+            elif unicodedata.combining(c):
+                continue
+            else:
+                out.append(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c))
     return "".join(out)
 
 
-def _has_combining(text: str) -> bool:
-    return any(unicodedata.combining(c) for c in unicodedata.normalize("NFD", text))
+_NEGATION = "\u0338"
+"""COMBINING LONG SOLIDUS OVERLAY: ≠, ∉, ≢ decompose into their base and this mark."""
 
 
 def _part(text: str) -> str:
@@ -174,6 +191,12 @@ def latex_name(name: str, bar: bool = False) -> str:
         base, sub = name.split("_", 1)
     else:
         base, sub = name, ""
+    indexed = re.fullmatch(r"([A-Za-z]+?)(\d+)", base) if sub else None
+    if indexed and re.fullmatch(r"[A-Za-z]+|\d+", sub):
+        # H1_pre → H_{1,pre}: the layer index and the role share one subscript.
+        head = _part(indexed.group(1))
+        head = r"\bar{" + head + "}" if bar else head
+        return head + "_{" + indexed.group(2) + "," + _part(sub) + "}"
     if sub and (base not in GREEK and not re.fullmatch(r"[A-Za-z]+", base)):
         base, sub = name, ""
     head = _part(base)
@@ -392,11 +415,33 @@ def backward_steps(derivation: Derivation, pr: Printers) -> list[dict]:
 
 
 def _dedupe(lines: list[str]) -> list[str]:
-    out: list[str] = []
-    for line in lines:
-        if line and line not in out:
-            out.append(line)
-    return out
+    """The lines without repeats, a repeat being a line that prints the same (``X^{\\top}``
+    and ``{X}^{\\top}``). The later form is kept: the last line is the code's assignment."""
+    keys = [_printed_form(line) for line in lines]
+    return [
+        line
+        for i, (line, key) in enumerate(zip(lines, keys, strict=True))
+        if line and key not in keys[i + 1 :]
+    ]
+
+
+def _printed_form(tex: str) -> str:
+    """``tex`` without spaces and without the braces that only group a name (``{W_{2}}``);
+    braces that hold an argument (``\\frac{a}{b}``, ``x_{1}``, ``\\bar{Z}``) stay."""
+    chars = list(tex)
+    depth_open: list[tuple[int, bool]] = []
+    drop: set[int] = set()
+    for i, c in enumerate(chars):
+        if c == "{":
+            before = tex[:i]  # a group after a space is not an argument, as symbp writes
+            argument = bool(before) and (before[-1] in "_^}" or before[-1].isalpha())
+            escaped = before.endswith("\\")
+            depth_open.append((i, not argument and not escaped))
+        elif c == "}" and depth_open and not tex[:i].endswith("\\"):
+            start, free = depth_open.pop()
+            if free:
+                drop.update((start, i))
+    return "".join(c for i, c in enumerate(chars) if i not in drop and not c.isspace())
 
 
 def _helpers(eqn, producer: dict, shown: set[str]) -> list:
@@ -529,19 +574,23 @@ def _entries(shape) -> int:
     return total
 
 
-def cost_table(derivation: Derivation) -> list[list[str]] | None:
-    """Rows of the report's cost table when ``symbp.redundancy`` provides one; else None."""
+def cost_table(derivation: Derivation) -> dict | None:
+    """The report's cost table and how it was counted, escaped for the document.
+
+    A report that fails leaves a sentence saying so (the derivation is still useful), never a
+    silently missing section.
+    """
+    from symbp.redundancy import latex_cost
+
     try:
-        from symbp import redundancy  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    table = getattr(redundancy, "latex_rows", None)
-    if table is None:
-        return None
-    try:
-        return [[escape_text(str(c)) for c in row] for row in table(derivation)]
-    except Exception:  # the report is optional: a failure there must not break the document
-        return None
+        cost = latex_cost(derivation)
+    except Exception as err:  # the document must still be written
+        message = f"The cost table could not be computed: {type(err).__name__}: {err}"
+        return {"rows": [], "notes": [escape_text(message)]}
+    return {
+        "rows": [[escape_text(str(c)) for c in row] for row in cost["rows"]],
+        "notes": [escape_text(n) for n in cost["notes"]],
+    }
 
 
 def context(derivation: Derivation, notation: str = "seed003") -> dict:

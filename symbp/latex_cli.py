@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
-from symbp.cli import _derive, _fail, _guard
+
+def _guard(command):
+    """``symbp.cli``'s guard, looked up when the command runs: ``symbp.cli`` imports this
+    module, so importing it here first would make ``import symbp.latex_cli`` circular."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from symbp.cli import _guard as guard
+
+        return guard(command)(*args, **kwargs)
+
+    return run
 
 
 @click.command("latex")
@@ -41,6 +53,7 @@ def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, for
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
     """
+    from symbp.cli import _derive, _fail
     from symbp.files import write_all
     from symbp.latex import LatexError, compile_pdf, render_latex
 

@@ -1,15 +1,77 @@
-"""Which names a spec may use: Python identifiers that cannot clash with the generated module."""
+"""Which names a spec may use: Python identifiers that cannot clash with the generated module.
+
+The generated module's functions hold the spec's values, sizes and constants as local
+variables, and call module-level helpers (``sigmoid``, ``softmax``, ``_params``, the spec's own
+``[functions]``), NumPy (``np``) and Python built-ins (``float``, ``zip``, ``isinstance``). A
+value named like any of these would shadow it, and a function named like a value would be
+shadowed by it; both are refused here, with a message that says what to do.
+"""
 
 from __future__ import annotations
 
+import builtins
+import functools
 import keyword
+import sys
 
+from symbp import naming
 from symbp.errors import SpecError
 from symbp.program import RESERVED
 
+GENERATED = RESERVED | {"dims", "INPUT_SHAPES", "INPUT_KINDS"}
+"""Names the generated module defines or uses as locals, beyond :data:`program.RESERVED`."""
 
-def check_name(name: object, what: str, *, key: str | None = None) -> str:
-    """Return ``name`` if it can name a value, a function or a module; else raise SpecError."""
+BUILTINS = frozenset(dir(builtins))
+"""Python's built-ins: the generated module's helpers call some of them (``zip``, ``float``)."""
+
+MODULES = frozenset({*sys.stdlib_module_names, "numpy", "sympy", "symbp"})
+"""Module names a generated ``<name>.py`` would hide from imports in its directory."""
+
+
+@functools.cache
+def helper_names() -> frozenset[str]:
+    """Functions the generated module may define or steps may call: the built-in elementwise
+    functions, the fused losses and their helpers (``softmax``), ``sum`` and ``mean``."""
+    from symbp.functions import builtin_table
+    from symbp.ops import FUSED_LOSSES, HELPER_SOURCES
+
+    return frozenset({*builtin_table(), *HELPER_SOURCES, *FUSED_LOSSES, "sum", "mean"})
+
+
+@functools.cache
+def sympy_names() -> frozenset[str]:
+    """Class names SymPy's printers treat specially (``gamma``, ``Max``, ``E``): a user function
+    is a SymPy function class of its own name, so it would print as SymPy's, not as itself."""
+    from sympy.printing.printer import Printer
+
+    import symbp.printing  # noqa: F401  (defines symbp's printers)
+
+    names: set[str] = set()
+    stack = [Printer]
+    while stack:
+        cls = stack.pop()
+        stack += cls.__subclasses__()
+        names.update(a.removeprefix("_print_") for a in dir(cls) if a.startswith("_print_"))
+        for table in ("_kf", "known_functions", "known_constants"):
+            known = getattr(cls, table, None)
+            if isinstance(known, dict):
+                names.update(known)
+    return frozenset(n for n in names if n.isidentifier())
+
+
+def check_function_name(name: object, *, key: str | None = None) -> str:
+    """Return ``name`` if it can name a ``[functions]`` entry; else raise SpecError."""
+    name = check_name(name, "function name", key=key, value=False)
+    if name in sympy_names():
+        raise SpecError(
+            f"{name!r} is the name of a SymPy function or class, which SymPy would print as "
+            "its own; choose another function name",
+            key=key,
+        )
+    return name
+
+
+def _identifier(name: object, what: str, key: str | None) -> str:
     if not isinstance(name, str) or not name:
         raise SpecError(f"a {what} must be a non-empty string", key=key)
     if not name.isidentifier() or not name.isascii():
@@ -26,3 +88,61 @@ def check_name(name: object, what: str, *, key: str | None = None) -> str:
             f"{name!r} is used by the generated module itself; choose another {what}", key=key
         )
     return name
+
+
+def check_module_name(name: object, *, key: str | None = "name") -> str:
+    """Return ``name`` if it can name the generated module; else raise SpecError."""
+    name = _identifier(name, "model name", key)
+    if name in MODULES:
+        raise SpecError(
+            f"{name!r} is the name of a Python module, and {name}.py would hide it from "
+            "imports in its directory; choose another model name",
+            key=key,
+        )
+    return name
+
+
+def check_name(name: object, what: str, *, key: str | None = None, value: bool = True) -> str:
+    """Return ``name`` if it can name a value, a size or a function; else raise SpecError.
+
+    ``value``: the name holds a value, whose gradient the backward pass calls ``d<name>``.
+    """
+    name = _identifier(name, what, key)
+    if name.startswith("_"):
+        raise SpecError(
+            f"{name!r}: names starting with _ are kept for the generated module's helpers; "
+            "rename it",
+            key=key,
+        )
+    if name in GENERATED:
+        raise SpecError(
+            f"{name!r} is used by the generated module itself; choose another {what}", key=key
+        )
+    if name in helper_names():
+        raise SpecError(f"{name!r} is a built-in function name; choose another {what}", key=key)
+    if name in BUILTINS:
+        raise SpecError(
+            f"{name!r} is a Python built-in, which the generated module may call; "
+            f"choose another {what}",
+            key=key,
+        )
+    gradient = naming.adjoint(name)
+    if value and (gradient in GENERATED or gradient in BUILTINS or gradient in helper_names()):
+        raise SpecError(
+            f"{name!r}: its gradient would be named {gradient!r}, which the generated module "
+            f"uses itself; choose another {what}",
+            key=key,
+        )
+    return name
+
+
+def clashes(function: str, value: str) -> str | None:
+    """The name the generated code derives from ``value`` that ``function`` would collide with.
+
+    A user function is a module-level helper of its own name; a value is a local variable, and
+    so are the names derived from it (its gradient, its temporaries). None if they are apart.
+    """
+    for base in naming.derived(value):
+        if function == base or function.startswith(base + "_"):
+            return base
+    return None

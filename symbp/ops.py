@@ -57,6 +57,8 @@ class Printers(Protocol):
 
     def latex(self, expr: sympy.Expr) -> str: ...
 
+    def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None: ...
+
     def latex_name(self, name: str) -> str: ...
 
     def text(self, expr: sympy.Expr) -> str: ...
@@ -126,6 +128,23 @@ class Op:
         """The assignment as NumPy statements; one line unless an op can avoid a temporary."""
         return [f"{out} = {self.numpy(args, attrs, pr)}"]
 
+    fresh: ClassVar[bool] = False
+    """Whether the NumPy form returns a new array (one a later assignment may write into)."""
+    elementwise: ClassVar[bool] = False
+    """Whether the result may overwrite an argument of its own shape while reading it."""
+    view: ClassVar[bool] = False
+    """Whether the NumPy form returns a view of its argument (which must then stay intact)."""
+
+    def aliases(self, eqn: Eqn, pr: Printers) -> bool:
+        """Whether this assignment's NumPy form is a view or another name of an argument."""
+        return self.view
+
+    def into(
+        self, out: str, buffer: str, args: list[str], attrs: dict[str, Any], pr: Printers
+    ) -> list[str] | None:
+        """The assignment written into ``buffer``'s array (``out=``), or None if it cannot be."""
+        return None
+
     def text(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
         raise NotImplementedError
 
@@ -174,6 +193,16 @@ class Ewise(Op):
 
     def numpy(self, args, attrs, pr):
         return pr.numpy(attrs["expr"])
+
+    fresh = True
+    elementwise = True
+
+    def aliases(self, eqn, pr):
+        return pr.numpy(eqn.attr("expr")).isidentifier()
+
+    def into(self, out, buffer, args, attrs, pr):
+        code = pr.numpy_into(attrs["expr"], buffer)
+        return None if code is None else [f"{out} = {code}"]
 
     def latex(self, args, attrs, pr):
         return pr.latex(attrs["expr"])
@@ -260,6 +289,12 @@ class MatMul(Op):
     def numpy(self, args, attrs, pr):
         return f"{_t(args[0], attrs.get('ta', False))} @ {_t(args[1], attrs.get('tb', False))}"
 
+    fresh = True
+
+    def into(self, out, buffer, args, attrs, pr):
+        a, b = _t(args[0], attrs.get("ta", False)), _t(args[1], attrs.get("tb", False))
+        return [f"{out} = np.matmul({a}, {b}, out={buffer})"]
+
     def latex(self, args, attrs, pr):
         return " ".join(
             pr.latex_name(a) + ("^{\\top}" if attrs.get(k, False) else "")
@@ -305,6 +340,11 @@ class Outer(Op):
 
     def numpy(self, args, attrs, pr):
         return f"np.outer({args[0]}, {args[1]})"
+
+    fresh = True
+
+    def into(self, out, buffer, args, attrs, pr):
+        return [f"{out} = np.outer({args[0]}, {args[1]}, out={buffer})"]
 
     def latex(self, args, attrs, pr):
         return f"{pr.latex_name(args[0])} {pr.latex_name(args[1])}^{{\\top}}"
@@ -353,6 +393,11 @@ class Affine(Op):
         # The product is a fresh array: adding the bias in place saves a second (m x n) array.
         return [f"{out} = {args[0]} @ {args[1]}", f"{out} += {args[2]}"]
 
+    fresh = True
+
+    def into(self, out, buffer, args, attrs, pr):
+        return [f"{out} = np.matmul({args[0]}, {args[1]}, out={buffer})", f"{out} += {args[2]}"]
+
     def latex(self, args, attrs, pr):
         a, w, b = (pr.latex_name(x) for x in args)
         return f"{a} {w} + \\mathbf{{1}} {b}^{{\\top}}"
@@ -364,6 +409,7 @@ class Affine(Op):
 class Transpose(Op):
     name = "transpose"
     arity = 1
+    view = True
 
     def shape(self, shapes, attrs):
         _check_arity(self, shapes)
@@ -407,6 +453,15 @@ def _axis_kw(attrs: dict[str, Any]) -> str:
     return "".join(parts)
 
 
+def _reduction(method: str, arg: str, attrs: dict[str, Any]) -> str:
+    """``A.sum(axis=0)``: along an axis the argument is an array, and the method skips
+    ``np.sum``'s Python wrapper (a microsecond a call, which small batches notice). A value
+    reduced whole may be a Python float (a constant), so that stays ``np.sum(a)``."""
+    if attrs.get("axis") is None:
+        return f"np.{method}({arg}{_axis_kw(attrs)})"
+    return f"{arg}.{method}({_axis_kw(attrs)[2:]})"
+
+
 def _spread(ctx: VJPContext, g: Lazy, source: Shape, axis: int | None, keepdims: bool, name: str):
     """The cotangent of a reduction's input: ``g`` broadcast back over the reduced axis."""
     if axis is None or keepdims or axis % len(source) == 0:
@@ -422,6 +477,7 @@ class Sum(Op):
 
     name = "sum"
     arity = 1
+    fresh = True
 
     def shape(self, shapes, attrs):
         _check_arity(self, shapes)
@@ -437,7 +493,7 @@ class Sum(Op):
         return [_spread(ctx, g, source, eqn.attr("axis"), eqn.attr("keepdims", False), names[0])]
 
     def numpy(self, args, attrs, pr):
-        return f"np.sum({args[0]}{_axis_kw(attrs)})"
+        return _reduction("sum", args[0], attrs)
 
     def latex(self, args, attrs, pr):
         axis = attrs.get("axis")
@@ -453,6 +509,7 @@ class Mean(Op):
 
     name = "mean"
     arity = 1
+    fresh = True
 
     def shape(self, shapes, attrs):
         _check_arity(self, shapes)
@@ -472,7 +529,7 @@ class Mean(Op):
         return [_spread(ctx, scaled, source, axis, False, names[0])]
 
     def numpy(self, args, attrs, pr):
-        return f"np.mean({args[0]}{_axis_kw(attrs)})"
+        return _reduction("mean", args[0], attrs)
 
     def latex(self, args, attrs, pr):
         return f"\\operatorname{{mean}}\\left({pr.latex_name(args[0])}\\right)"
@@ -486,6 +543,7 @@ class ExpandDims(Op):
 
     name = "expand_dims"
     arity = 1
+    view = True
 
     def shape(self, shapes, attrs):
         (a,) = shapes
@@ -526,7 +584,8 @@ class SumSquares(Op):
         return ()
 
     def scalar(self, args, attrs):
-        return np.asarray(sum((x**2 for x in args[0].flat), sympy.Integer(0)), dtype=object)
+        # One Add of all the terms: adding them one at a time is quadratic in SymPy.
+        return np.asarray(sympy.Add(*(x**2 for x in args[0].flat)), dtype=object)
 
     def vjp(self, ctx, eqn, g, needs, names):
         a = eqn.args[0]
@@ -547,6 +606,7 @@ class Fill(Op):
 
     name = "fill"
     arity = 1
+    fresh = True
 
     def shape(self, shapes, attrs):
         return shapes[0]
@@ -574,6 +634,7 @@ class Broadcast(Op):
 
     name = "broadcast"
     arity = 2
+    fresh = True
 
     def shape(self, shapes, attrs):
         return shapes[1]
@@ -597,15 +658,16 @@ class Broadcast(Op):
 
 _SOFTMAX_HELPER = '''def softmax(Z):
     """softmax(z)_k = exp(z_k) / Σ_j exp(z_j), shifted by max z so that no exp overflows."""
-    E = np.exp(Z - np.max(Z, axis=-1, keepdims=True))
-    return E / np.sum(E, axis=-1, keepdims=True)
+    E = np.exp(Z - Z.max(axis=-1, keepdims=True))
+    E /= E.sum(axis=-1, keepdims=True)
+    return E
 '''
 
 _SOFTMAX_CE_HELPER = '''def softmax_cross_entropy(Z, T):
     """Σ_i −Σ_k T_ik log softmax(Z_i)_k, through log-sum-exp so that no exp overflows."""
-    Zs = Z - np.max(Z, axis=-1, keepdims=True)
-    log_S = Zs - np.log(np.sum(np.exp(Zs), axis=-1, keepdims=True))
-    return -np.sum(T * log_S)
+    log_S = Z - Z.max(axis=-1, keepdims=True)
+    log_S -= np.log(np.exp(log_S).sum(axis=-1, keepdims=True))
+    return -np.vdot(T, log_S)
 '''
 
 _SIGMOID_BCE_HELPER = '''def sigmoid_binary_cross_entropy(Z, T):
@@ -627,6 +689,7 @@ class Softmax(Op):
     name = "softmax"
     arity = 1
     helpers = ("softmax",)
+    fresh = True
 
     def shape(self, shapes, attrs):
         return shapes[0]
@@ -681,9 +744,7 @@ class FusedLoss(Op):
         return np.asarray(total / sympy.Integer(count), dtype=object)
 
     def scalar_total(self, z: np.ndarray, t: np.ndarray) -> sympy.Expr:
-        return sum(
-            (self.per_entry(a, b) for a, b in zip(z.flat, t.flat, strict=True)), sympy.Integer(0)
-        )
+        return sympy.Add(*(self.per_entry(a, b) for a, b in zip(z.flat, t.flat, strict=True)))
 
     def gradient(self, ctx: VJPContext, z: str) -> sympy.Expr:
         """∂(per-sample loss)/∂z as an expression over names (before the 1/m and ḡ)."""
@@ -724,13 +785,11 @@ class SoftmaxCrossEntropy(FusedLoss):
     def scalar_total(self, z, t):
         zz = np.atleast_2d(z)
         tt = np.atleast_2d(t)
-        total = sympy.Integer(0)
+        terms = []
         for zi, ti in zip(zz, tt, strict=True):
-            lse = sympy.log(sum((sympy.exp(v) for v in zi), sympy.Integer(0)))
-            total += sum(
-                (-tk * (zk - lse) for zk, tk in zip(zi, ti, strict=True)), sympy.Integer(0)
-            )
-        return total
+            lse = sympy.log(sympy.Add(*(sympy.exp(v) for v in zi)))
+            terms += [-tk * (zk - lse) for zk, tk in zip(zi, ti, strict=True)]
+        return sympy.Add(*terms)
 
     def gradient(self, ctx, z):
         return _sym(
@@ -776,7 +835,8 @@ class SquaredError(FusedLoss):
     def numpy(self, args, attrs, pr):
         count = attrs.get("count")
         half = "2" if count is None else f"(2 * {pr.numpy(count)})"
-        return f"np.sum(({args[0]} - {args[1]}) ** 2) / {half}"
+        # The first argument depends on a parameter, so it is a NumPy array or scalar.
+        return f"(({args[0]} - {args[1]}) ** 2).sum() / {half}"
 
 
 OPS: dict[str, Op] = {

@@ -3,7 +3,9 @@
 Spec text is untrusted: it is parsed by ``ast.parse`` and walked node by node; nothing is ever
 passed to ``eval``, ``exec``, ``sympify`` or ``parse_expr``. Sizes are bounded before parsing
 (length, bracket depth) and while walking (tree depth, number literals, exponents), so no input
-can hang the parser or build a huge number.
+can hang the parser or build a huge number. The text itself may only hold the characters of the
+grammar (no comments, quotes or backslashes, ASCII only), because a ``[functions]`` body is
+quoted in the generated module's docstrings.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import ast
 import keyword
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 import sympy
@@ -22,7 +24,13 @@ MAX_TREE_DEPTH = 64
 MAX_NUMBER_CHARS = 40
 MAX_EXPONENT = 64
 MAX_POWER_DIGITS = 300
+MAX_NUMBER = 10**300
+"""Numerators and denominators of numbers are at most this, so every number is a float64."""
+MAX_QUOTED = 60
 OPERATORS = "+ - * / ** @"
+ALLOWED_CHARACTERS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_ \t\n+-*/@().,="
+)
 
 
 class ParseError(ValueError):
@@ -127,6 +135,32 @@ def check_identifier(name: str, what: str) -> None:
         raise ParseError(f"{name!r}: names with double underscores are not allowed", name)
 
 
+def quoted(text: str) -> str:
+    """``text`` as a Python literal for a message, shortened to about MAX_QUOTED characters."""
+    if len(text) > MAX_QUOTED:
+        text = text[: MAX_QUOTED - 1] + "…"
+    return repr(text)
+
+
+def _check_characters(text: str) -> None:
+    """Only the grammar's characters: a comment, a quote or a backslash could end a docstring
+    the text is quoted in, and non-ASCII letters would be folded into ASCII names by Python."""
+    for char in text:
+        if char in ALLOWED_CHARACTERS:
+            continue
+        if char == "#":
+            raise ParseError("comments (#) are not allowed in a math string", text)
+        if char == "\\":
+            raise ParseError(
+                "backslashes are not allowed; to break a long expression, use parentheses", text
+            )
+        raise ParseError(
+            f"the character {char!r} (U+{ord(char):04X}) is not allowed: use ASCII names, "
+            f"numbers and the operators {OPERATORS}",
+            text,
+        )
+
+
 def _precheck(text: object) -> str:
     if not isinstance(text, str):
         raise ParseError(f"expected a math string, got {type(text).__name__}")
@@ -153,18 +187,19 @@ def _syntax(text: str, mode: str) -> ast.AST:
     except SyntaxError as err:
         where = f" at column {err.offset}" if err.offset else ""
         raise ParseError(
-            f"syntax error{where} in {text!r}: {err.msg}; write steps as `name = expression`",
-            text,
+            f"syntax error{where}: {err.msg}; write steps as `name = expression`", text
         ) from None
     except (RecursionError, MemoryError, ValueError):
-        raise ParseError(f"cannot parse {text[:80]!r}: too complex", text) from None
+        raise ParseError("cannot parse the expression: too complex", text) from None
 
 
 def parse_expression(text: str) -> Node:
     """Parse one expression; raises ParseError for anything outside the whitelist."""
     text = _precheck(text)
     tree = _syntax(text, "eval")
-    return _Walker(text).node(tree.body, 0)
+    node = _Walker(text).node(tree.body, 0)
+    _check_characters(text)
+    return node
 
 
 def parse_step(text: str) -> tuple[str, Node]:
@@ -172,19 +207,21 @@ def parse_step(text: str) -> tuple[str, Node]:
     text = _precheck(text)
     module = _syntax(text, "exec")
     if len(module.body) != 1:
-        raise ParseError(f"a step is one assignment `name = expression`, got {text!r}", text)
+        raise ParseError("a step is one assignment `name = expression`", text)
     (statement,) = module.body
     if isinstance(statement, ast.AugAssign | ast.AnnAssign):
-        raise ParseError(f"write `name = expression`, not an augmented assignment: {text!r}", text)
+        raise ParseError("write `name = expression`, not an augmented assignment", text)
     if not isinstance(statement, ast.Assign):
-        raise ParseError(f"a step is an assignment `name = expression`, got {text!r}", text)
+        raise ParseError("a step is an assignment `name = expression`", text)
     if len(statement.targets) != 1:
-        raise ParseError(f"assign one name per step (no `a = b = c`): {text!r}", text)
+        raise ParseError("assign one name per step (no `a = b = c`)", text)
     (target,) = statement.targets
     if not isinstance(target, ast.Name):
-        raise ParseError(f"the left side must be a plain name, got {text!r}", text)
+        raise ParseError("the left side must be a plain name", text)
     check_identifier(target.id, "step target")
-    return target.id, _Walker(text).node(statement.value, 0)
+    node = _Walker(text).node(statement.value, 0)
+    _check_characters(text)
+    return target.id, node
 
 
 class _Walker:
@@ -194,14 +231,18 @@ class _Walker:
         self.text = text
 
     def fail(self, message: str) -> ParseError:
-        return ParseError(f"{message} in {self.text!r}", self.text)
+        """The error; callers add the text (the step or the function body) it occurred in."""
+        return ParseError(message, self.text)
 
     def segment(self, node: ast.AST) -> str:
         return ast.get_source_segment(self.text, node) or ""
 
     def node(self, node: ast.AST, depth: int) -> Node:
         if depth > MAX_TREE_DEPTH:
-            raise self.fail("the expression is too deeply nested")
+            raise self.fail(
+                f"the expression is too deeply nested: more than {MAX_TREE_DEPTH} levels (each "
+                "term of a long chain of + or * is a level); split it over several steps"
+            )
         method = getattr(self, "_" + type(node).__name__, None)
         if method is not None:
             return method(node, depth + 1)
@@ -225,9 +266,12 @@ class _Walker:
             )
         if isinstance(value, float) and not math.isfinite(value):
             raise self.fail(f"the number {source} is not finite")
-        if isinstance(value, int):
-            return Num(sympy.Integer(value))
-        return Num(sympy.Rational(source.replace("_", "")))
+        number = sympy.Integer(value) if isinstance(value, int) else None
+        if number is None:
+            number = sympy.Rational(source.replace("_", ""))
+        if not _in_range(number):
+            raise self.fail(f"the number {source} is outside the range of a float (1e±300)")
+        return Num(number)
 
     def _Name(self, node: ast.Name, depth: int) -> Node:
         if node.id.startswith("__") and node.id.endswith("__"):
@@ -364,6 +408,20 @@ _ARITHMETIC: dict[str, Callable[[sympy.Expr, sympy.Expr], sympy.Expr]] = {
 }
 
 
+def walk(node: Node) -> Iterator[Node]:
+    """Every node of a tree, parents before children."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if isinstance(current, BinOp):
+            stack += [current.right, current.left]
+        elif isinstance(current, Neg | Transpose):
+            stack.append(current.operand)
+        elif isinstance(current, Call):
+            stack += list(reversed(current.args))
+
+
 def names_in(node: Node) -> list[str]:
     """Value names in first-appearance order (function names of calls excluded)."""
     found: dict[str, None] = {}
@@ -381,12 +439,67 @@ def names_in(node: Node) -> list[str]:
     return list(found)
 
 
+def _in_range(number: sympy.Rational) -> bool:
+    """Whether a rational prints as a float64: numerator and denominator within 10^300."""
+    return abs(number.p) <= MAX_NUMBER and number.q <= MAX_NUMBER
+
+
+_NOT_REAL = (sympy.I, sympy.zoo, sympy.oo, sympy.S.NegativeInfinity, sympy.nan)
+
+
+def check_real(expr: sympy.Expr) -> None:
+    """Raise ParseError unless every constant in ``expr`` is a finite real float64.
+
+    SymPy folds constants as it builds: ``log(0)`` is complex infinity, ``sqrt(-1)`` is i,
+    ``1e200 * 1e200`` is an integer no float can hold, and ``exp(1000)`` overflows when the
+    module computes it. Number-valued subexpressions are evaluated innermost first, so a
+    tower such as ``exp(exp(exp(100)))`` stops at its first out-of-range level.
+    """
+    if expr.has(*_NOT_REAL):
+        raise ParseError("a constant is not a finite real number (as log(0) or sqrt(-1) are not)")
+    for node in sympy.postorder_traversal(expr):
+        if isinstance(node, sympy.Pow) and _negative_base(node):
+            raise ParseError(
+                f"{node} is not real: a negative number to a power that may not be an integer"
+            )
+        if isinstance(node, sympy.Rational):
+            if not _in_range(node):
+                raise ParseError("a constant is outside the range of a float (1e±300)")
+        elif isinstance(node, sympy.Expr) and node.is_number and not node.is_Atom:
+            value = sympy.N(node, 17)
+            if value.is_Number:
+                if not value.is_finite or (value != 0 and not 1e-300 <= abs(value) <= 1e300):
+                    raise ParseError(
+                        f"the constant {node} is outside the range of a float (1e±300)"
+                    )
+            elif value.has(sympy.I) or value.is_real is False:
+                raise ParseError(f"the constant {node} is not a real number")
+
+
+def _negative_base(power: sympy.Pow) -> bool:
+    base, exponent = power.args
+    return bool(base.is_number and base.is_negative and not exponent.is_integer)
+
+
 def to_sympy(
     node: Node,
     names: Mapping[str, sympy.Expr],
     functions: Mapping[str, Callable[[sympy.Expr], sympy.Expr]],
 ) -> sympy.Expr:
-    """A scalar expression tree as SymPy (for ``[functions]`` bodies): no @, .T or axis."""
+    """A scalar expression tree as SymPy (for ``[functions]`` bodies): no @, .T or axis.
+
+    Every constant of the result is a finite real float64 (:func:`check_real`).
+    """
+    expr = _to_sympy(node, names, functions)
+    check_real(expr)
+    return expr
+
+
+def _to_sympy(
+    node: Node,
+    names: Mapping[str, sympy.Expr],
+    functions: Mapping[str, Callable[[sympy.Expr], sympy.Expr]],
+) -> sympy.Expr:
     if isinstance(node, Num):
         return node.value
     if isinstance(node, Name):
@@ -394,14 +507,14 @@ def to_sympy(
             raise ParseError(f"unknown name '{node.id}'; known: {', '.join(sorted(names))}")
         return names[node.id]
     if isinstance(node, Neg):
-        return -to_sympy(node.operand, names, functions)
+        return -_to_sympy(node.operand, names, functions)
     if isinstance(node, Transpose):
         raise ParseError("`.T` is not allowed in a scalar expression")
     if isinstance(node, BinOp):
         if node.op == "@":
             raise ParseError("`@` is not allowed in a scalar expression")
-        a = to_sympy(node.left, names, functions)
-        b = to_sympy(node.right, names, functions)
+        a = _to_sympy(node.left, names, functions)
+        b = _to_sympy(node.right, names, functions)
         if node.op == "/" and b == 0:
             raise ParseError("division by zero")
         return _ARITHMETIC[node.op](a, b)
@@ -414,5 +527,5 @@ def to_sympy(
             )
         if len(node.args) != 1:
             raise ParseError(f"{node.func} takes one argument, got {len(node.args)}")
-        return functions[node.func](to_sympy(node.args[0], names, functions))
+        return functions[node.func](_to_sympy(node.args[0], names, functions))
     raise ParseError(f"unsupported expression {node!r}")

@@ -32,6 +32,26 @@ def _is_simple(expr: sympy.Expr) -> bool:
     return expr.is_Symbol or (expr.is_Integer and expr >= 0)
 
 
+def _fraction(expr: sympy.Mul) -> tuple[list[sympy.Expr], list[sympy.Expr]]:
+    """The factors of a product above and below the fraction bar, as one writes them."""
+    numer, denom = [], []
+    for factor in expr.as_ordered_factors():
+        if factor.is_Rational and factor.q != 1:
+            if factor.p != 1:
+                numer.append(sympy.Integer(factor.p))
+            denom.append(sympy.Integer(factor.q))
+        elif factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
+            denom.append(sympy.Pow(factor.base, -factor.exp))
+        else:
+            numer.append(factor)
+    return numer, denom
+
+
+def _first(items: list[sympy.Expr], buffer: sympy.Symbol) -> list[sympy.Expr]:
+    """``items`` with ``buffer`` moved to the front, so ``np.add(dH1, dH2, out=dH1)`` reads."""
+    return sorted(items, key=lambda item: item != buffer)
+
+
 class CodePrinter(NumPyPrinter):
     """Right-hand sides for the generated module; function calls come from the function table."""
 
@@ -42,6 +62,55 @@ class CodePrinter(NumPyPrinter):
 
     def doprint_expr(self, expr: sympy.Expr) -> str:
         return self._print(expr)
+
+    def into(self, expr: sympy.Expr, buffer: str) -> str | None:
+        """``expr`` with its outermost operation writing into ``buffer`` (``out=``), or None.
+
+        Only the outermost ufunc writes there; inner operations make their own temporaries
+        (which NumPy reuses for the next operation where it can).
+        """
+        out = sympy.Symbol(buffer)
+        p = self._print
+        if isinstance(expr, sympy.Add):
+            first, *rest = _first(self._terms(expr), out)
+            if first.could_extract_minus_sign():
+                return None
+            remainder = sympy.Add(*rest)
+            if remainder.could_extract_minus_sign():
+                return f"np.subtract({p(first)}, {p(-remainder)}, out={buffer})"
+            return f"np.add({p(first)}, {p(remainder)}, out={buffer})"
+        if isinstance(expr, sympy.Mul):
+            if expr.could_extract_minus_sign():
+                return None
+            numer, denom = _fraction(expr)
+            if denom:
+                top, bottom = sympy.Mul(*numer), sympy.Mul(*denom)
+                return f"np.divide({p(top)}, {p(bottom)}, out={buffer})"
+            first, *rest = _first(numer, out)
+            return f"np.multiply({p(first)}, {p(sympy.Mul(*rest))}, out={buffer})"
+        if isinstance(expr, sympy.Pow) and expr.exp == 2:
+            return f"np.square({p(expr.base)}, out={buffer})"
+        if isinstance(expr, sympy.Piecewise) and len(expr.args) == 2:
+            (value, condition), (otherwise, _) = expr.args
+            if otherwise == 0 and condition is not sympy.true:
+                # Where the condition fails the value is 0: a multiplication by the mask.
+                return f"np.multiply({p(value)}, {p(condition)}, out={buffer})"
+            return None
+        if isinstance(expr, sympy.Function):
+            entry = self.functions.by_class(type(expr))
+            if entry is None or entry.numpy.out is None:
+                return None
+            self.used_functions.add(entry.name)
+            self.used_functions.update(entry.numpy.needs)
+            return entry.numpy.out.format(x=p(expr.args[0]), out=buffer)
+        return None
+
+    def _terms(self, expr: sympy.Add) -> list[sympy.Expr]:
+        """Terms in printing order: positive terms first, so that y − t reads as written."""
+        ordered = expr.as_ordered_terms()
+        return [t for t in ordered if not t.could_extract_minus_sign()] + [
+            t for t in ordered if t.could_extract_minus_sign()
+        ]
 
     def _print(self, expr, **kwargs):
         # A constant such as sqrt(2/π) is printed as a Python float: NumPy treats Python
@@ -81,10 +150,7 @@ class CodePrinter(NumPyPrinter):
 
     # arithmetic
     def _print_Add(self, expr):
-        ordered = expr.as_ordered_terms()
-        # Positive terms first, so that y − t reads as written, not as −t + y.
-        terms = [t for t in ordered if not t.could_extract_minus_sign()]
-        terms += [t for t in ordered if t.could_extract_minus_sign()]
+        terms = self._terms(expr)
         if terms[0].could_extract_minus_sign():
             out = "-" + self._paren(-terms[0], PRECEDENCE["Add"], strict=True)
             for term in terms[1:]:
@@ -103,16 +169,7 @@ class CodePrinter(NumPyPrinter):
             inner = -expr
             text = self._paren(inner, PRECEDENCE["Mul"])
             return "-" + text
-        numer, denom = [], []
-        for factor in expr.as_ordered_factors():
-            if factor.is_Rational and factor.q != 1:
-                if factor.p != 1:
-                    numer.append(sympy.Integer(factor.p))
-                denom.append(sympy.Integer(factor.q))
-            elif factor.is_Pow and factor.exp.is_Rational and factor.exp.is_negative:
-                denom.append(sympy.Pow(factor.base, -factor.exp))
-            else:
-                numer.append(factor)
+        numer, denom = _fraction(expr)
         top = " * ".join(self._paren(f, PRECEDENCE["Mul"]) for f in numer) if numer else "1"
         if not denom:
             return top
@@ -230,6 +287,9 @@ class Printers:
 
     def numpy(self, expr: sympy.Expr) -> str:
         return self.code.doprint_expr(expr)
+
+    def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None:
+        return self.code.into(expr, buffer)
 
     def latex(self, expr: sympy.Expr) -> str:
         return self._latex.doprint(expr)

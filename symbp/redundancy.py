@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import itertools
 import random
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ import numpy as np
 import sympy
 
 from symbp.build import Derivation, derive
+from symbp.errors import SpecError
 from symbp.functions import FunctionTable
 from symbp.program import Program
 from symbp.scalar import concrete_sizes, scalarize
@@ -55,10 +59,47 @@ def op_count(expr: sympy.Expr) -> int:
 
 
 def mul_div_count(expr: sympy.Expr) -> int:
-    """Multiplications and divisions only, the operations Baur–Strassen's bound of 3 counts."""
-    visual = sympy.count_ops(expr, visual=True)
-    counts = {str(s): int(visual.coeff(s)) for s in visual.free_symbols} if visual != 0 else {}
-    return counts.get("MUL", 0) + counts.get("DIV", 0)
+    """Multiplications and divisions only, the operations Baur–Strassen's bound of 3 counts.
+
+    A product of k factors is k − 1 multiplications (a numeric coefficient is a factor, −1
+    is a negation and free); its factors with negative exponents form one denominator, which
+    costs one division. An integer power x**n is |n| − 1 multiplications: x² is x·x. Other
+    powers (√x) and function calls are not multiplications. Subexpressions are counted where
+    they are written, as in ``op_count``.
+    """
+    total = 0
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if node.is_Atom:
+            continue
+        if node.is_Mul:
+            top, bottom = 0, 0
+            for factor in node.args:
+                if factor.is_Rational:
+                    top += int(factor.p not in (1, -1))
+                    bottom += int(factor.q != 1)
+                    continue
+                base, exp = factor.as_base_exp()
+                if exp.is_Integer and exp.is_negative:
+                    bottom += 1
+                    total += _power_muls(-exp)
+                    stack.append(base)
+                else:
+                    top += 1
+                    stack.append(factor)
+            total += max(top - 1, 0) + max(bottom - 1, 0) + int(bottom > 0)
+            continue
+        if node.is_Pow and node.exp.is_Integer:
+            total += _power_muls(abs(node.exp)) + int(bool(node.exp < 0))
+            stack.append(node.base)
+            continue
+        stack.extend(node.args)
+    return total
+
+
+def _power_muls(n) -> int:
+    return max(int(n) - 1, 0)
 
 
 @dataclass
@@ -85,6 +126,8 @@ class Report:
     agreement: str
     repeated: list[Repeated] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    naive_estimate: int | None = None
+    """The size of the naive gradients estimated before expanding (what --max-ops tests)."""
 
     @property
     def cheap_gradient_ratio(self) -> float:
@@ -117,19 +160,35 @@ def report(
     timeout: float = DEFAULT_TIMEOUT,
     seed: int = 0,
 ) -> Report:
-    """Count the four derivations of a model's gradient at batch size ``batch``."""
+    """Count the four derivations of a model's gradient at batch size ``batch``.
+
+    ``timeout`` bounds the whole case. The forward and backprop counts come first; if they
+    alone take longer, the error says so. Each later stage (naive gradients, CSE, agreement,
+    repeated subexpressions) is interrupted at the deadline and named in ``skipped``.
+    """
     derivation = _derivation(spec)
     program = derivation.program
     sizes = concrete_sizes(program, batch)
     deadline = time.monotonic() + timeout
-    shared = scalarize(program, sizes, program.forward_eqns, shared=True)
-    forward_defs = [e for name in shared.definitions for _, e in shared.definitions[name]]
-    backward = scalarize(program, sizes, program.backward_eqns, shared=True, start=shared)
-    backward_defs = [
-        e for eqn in program.backward_eqns for _, e in backward.definitions.get(eqn.out, [])
-    ]
-    forward_ops = sum(op_count(e) for e in forward_defs)
-    backprop_ops = sum(op_count(e) for e in backward_defs)
+    try:
+        with _time_limit(deadline):
+            shared = scalarize(program, sizes, program.forward_eqns, shared=True)
+            forward_defs = [e for name in shared.definitions for _, e in shared.definitions[name]]
+            backward = scalarize(program, sizes, program.backward_eqns, shared=True, start=shared)
+            backward_defs = [
+                e
+                for eqn in program.backward_eqns
+                for _, e in backward.definitions.get(eqn.out, [])
+            ]
+            forward_ops = sum(op_count(e) for e in forward_defs)
+            backprop_ops = sum(op_count(e) for e in backward_defs)
+            forward_muldiv = sum(mul_div_count(e) for e in forward_defs)
+            backprop_muldiv = sum(mul_div_count(e) for e in backward_defs)
+    except _OverTime:
+        raise SpecError(
+            f"counting the forward and backprop passes at sizes {sizes} took more than the time "
+            f"limit of {timeout:g} s (--timeout); use a smaller --batch or a larger --timeout"
+        ) from None
     params = [s for p in program.params for s in shared.values[p].flat]
     estimate = _expanded_size(shared, program.loss, len(params))
     result = Report(
@@ -140,10 +199,11 @@ def report(
         naive_ops=None,
         naive_cse_ops=None,
         backprop_ops=backprop_ops,
-        forward_muldiv=sum(mul_div_count(e) for e in forward_defs),
-        backprop_muldiv=sum(mul_div_count(e) for e in backward_defs),
+        forward_muldiv=forward_muldiv,
+        backprop_muldiv=backprop_muldiv,
         agree=None,
-        agreement="not checked",
+        agreement="not checked: the naive gradients were skipped",
+        naive_estimate=estimate,
     )
     if estimate > max_ops:
         result.skipped.append(
@@ -151,33 +211,87 @@ def report(
             f"{estimate:,} operations (more than --max-ops {max_ops:,})"
         )
         return result
-    expanded = scalarize(program, sizes, program.eqns, shared=False)
-    loss = expanded.values[program.loss].flat[0]
+    over_time = f"over the time limit of {timeout:g} s (--timeout)"
     try:
-        naive = _naive_gradients(loss, params, deadline)
-    except TimeoutError:
-        result.skipped.append(f"naive columns skipped: over the time limit of {timeout:g} s")
+        with _time_limit(deadline):
+            expanded = scalarize(program, sizes, program.eqns, shared=False)
+            loss = expanded.values[program.loss].flat[0]
+            naive = [sympy.diff(loss, p) for p in params]
+            result.naive_ops = sum(op_count(g) for g in naive)
+    except _OverTime:
+        result.skipped.append(f"naive and naive+CSE columns skipped: {over_time}")
         return result
-    result.naive_ops = sum(op_count(g) for g in naive)
-    if time.monotonic() < deadline:
-        replacements, reduced = sympy.cse(naive)
-        result.naive_cse_ops = sum(op_count(e) for _, e in replacements) + sum(
-            op_count(e) for e in reduced
-        )
-    else:
-        result.skipped.append("naive+CSE column skipped: over the time limit")
-    backprop_grads = [g for p in program.params for g in expanded.values[program.grads[p]].flat]
-    result.agree, result.agreement = _agreement(program, naive, backprop_grads, sizes, seed)
     try:
-        in_function_view = _naive_gradients(
-            _function_view(loss, derivation.functions), params, deadline
-        )
-    except TimeoutError:
-        in_function_view = []
-        result.skipped.append("repeated subexpressions (function view) skipped: time limit")
-    result.repeated = repeated_subexpressions(in_function_view, "function")
-    result.repeated += repeated_subexpressions(naive, "expanded")
+        with _time_limit(deadline):
+            replacements, reduced = sympy.cse(naive)
+            result.naive_cse_ops = sum(op_count(e) for _, e in replacements) + sum(
+                op_count(e) for e in reduced
+            )
+    except _OverTime:
+        result.skipped.append(f"naive+CSE column skipped: {over_time}")
+    leaf_symbols = [
+        s
+        for name in (*program.inputs, *program.params, *program.consts)
+        for s in expanded.values[name].flat
+    ]
+    backprop_grads = [g for p in program.params for g in expanded.values[program.grads[p]].flat]
+    try:
+        with _time_limit(deadline):
+            result.agree, result.agreement = _agreement(
+                program, naive, backprop_grads, sizes, seed, leaf_symbols, result.naive_ops
+            )
+    except _OverTime:
+        result.agreement = f"not checked: {over_time}"
+    try:
+        with _time_limit(deadline):
+            expanded_view = repeated_subexpressions(naive, "expanded")
+            in_function_view = [
+                sympy.diff(_function_view(loss, derivation.functions), p) for p in params
+            ]
+            result.repeated = repeated_subexpressions(in_function_view, "function")
+            result.repeated += expanded_view
+    except _OverTime:
+        result.repeated = []
+        result.skipped.append(f"repeated subexpressions skipped: {over_time}")
     return result
+
+
+class _OverTime(BaseException):
+    """Raised inside a stage at its deadline. A BaseException, so that no ``except Exception``
+    inside SymPy swallows it."""
+
+
+@contextmanager
+def _time_limit(deadline: float):
+    """Interrupt the block at ``deadline``: with SIGALRM in the main thread on POSIX, where
+    SymPy can be stopped mid-computation; elsewhere the block runs and is checked after."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise _OverTime
+    if (
+        not hasattr(signal, "setitimer")
+        or threading.current_thread() is not threading.main_thread()
+    ):
+        yield
+        if time.monotonic() > deadline:
+            raise _OverTime
+        return
+
+    def expire(signum, frame):
+        raise _OverTime
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    started = time.monotonic()
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, remaining)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+        if outer:  # an enclosing timer was running: give it back what is left of it
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
 
 
 def _derivation(spec: str | Path | Model | Derivation) -> Derivation:
@@ -205,15 +319,6 @@ def _tree_size(expr: sympy.Expr, sizes: dict[sympy.Symbol, int]) -> int:
     if expr.is_Atom:
         return 1
     return 1 + sum(_tree_size(a, sizes) for a in expr.args)
-
-
-def _naive_gradients(loss: sympy.Expr, params: list[sympy.Symbol], deadline: float) -> list:
-    gradients = []
-    for p in params:
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        gradients.append(sympy.diff(loss, p))
-    return gradients
 
 
 # --- the function view: σ′(u) as one node, as the seed writes it -------------------------
@@ -251,26 +356,87 @@ def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repe
     """Subexpressions written more than once across the gradients, most repeated first.
 
     A product or sum also contains its sub-products and sub-sums: in x·(σ(u) − t)·σ′(u) the
-    factor (σ(u) − t)·σ′(u) is one of them, as the seed reads it.
+    factor (σ(u) − t)·σ′(u) is one of them, as the seed reads it. A negation −u is not listed
+    apart from u. Occurrences are counted as in the written-out trees, but each distinct
+    subexpression is visited once: the trees repeat subtrees exponentially often.
     """
+    written = _occurrences(gradients)
     counts: Counter = Counter()
-    for gradient in gradients:
-        for node in sympy.preorder_traversal(gradient):
-            if node.is_Atom or (node.is_Mul and node.args[0] == -1 and len(node.args) == 2):
-                continue
-            counts[node] += 1
-            if isinstance(node, sympy.Mul | sympy.Add) and len(node.args) <= 6:
-                for size in range(2, len(node.args)):
-                    for subset in itertools.combinations(node.args, size):
-                        counts[node.func(*subset)] += 1
-    repeated = [(e, c) for e, c in counts.items() if c > 1]
-    repeated.sort(key=lambda item: (-item[1], -op_count(item[0]), str(item[0])))
-    maximal = [
-        (e, c)
-        for e, c in repeated
-        if not any(c == c2 and e != e2 and _inside(e, e2) for e2, c2 in repeated)
-    ]
-    return [Repeated(str(e), c, view) for e, c in maximal[:TOP_REPEATED]]
+    for node, times in written.items():
+        if node.is_Mul and node.args[0] == -1 and len(node.args) == 2:
+            continue
+        counts[node] += times
+        if isinstance(node, sympy.Mul | sympy.Add) and len(node.args) <= 6:
+            for size in range(2, len(node.args)):
+                for subset in itertools.combinations(node.args, size):
+                    counts[node.func(*subset)] += times
+    sizes: dict[sympy.Basic, int] = {}
+    groups: dict[tuple[int, int], list[sympy.Expr]] = {}
+    by_count: dict[int, list[sympy.Expr]] = {}
+    for e, c in counts.items():
+        if c > 1:
+            groups.setdefault((-c, -_dag_size(e, sizes)), []).append(e)
+            by_count.setdefault(c, []).append(e)
+    # Most repeated first, then largest, then by text; printing is costly for big trees, so
+    # only the groups that reach the top are sorted by their text.
+    chosen: list[Repeated] = []
+    for key in sorted(groups):
+        count = -key[0]
+        texts = sorted(((str(e), e) for e in groups[key]), key=lambda pair: pair[0])
+        for text, e in texts:
+            if not any(e != e2 and _inside(e, e2) for e2 in by_count[count]):
+                chosen.append(Repeated(text, count, view))
+        if len(chosen) >= TOP_REPEATED:
+            break
+    return chosen[:TOP_REPEATED]
+
+
+def _occurrences(roots: list[sympy.Expr]) -> Counter:
+    """How often each non-atomic subexpression is written in the trees of ``roots``.
+
+    Parents are visited before their children over the distinct subexpressions (a DAG), and
+    each passes its count down to every argument slot it has.
+    """
+    order: list[sympy.Basic] = []
+    seen: set[sympy.Basic] = set()
+    for root in roots:
+        if root.is_Atom or root in seen:
+            continue
+        seen.add(root)
+        stack = [(root, iter(root.args))]
+        while stack:
+            node, args = stack[-1]
+            for arg in args:
+                if not arg.is_Atom and arg not in seen:
+                    seen.add(arg)
+                    stack.append((arg, iter(arg.args)))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    written: Counter = Counter(r for r in roots if not r.is_Atom)
+    for node in reversed(order):  # every parent comes after its children in ``order``
+        for arg in node.args:
+            if not arg.is_Atom:
+                written[arg] += written[node]
+    return written
+
+
+def _dag_size(expr: sympy.Basic, sizes: dict[sympy.Basic, int]) -> int:
+    """The number of nodes of ``expr`` written out as a tree, memoized over subexpressions."""
+    stack = [expr]
+    while stack:
+        node = stack[-1]
+        if node in sizes:
+            stack.pop()
+            continue
+        pending = [a for a in node.args if a not in sizes]
+        if pending:
+            stack.extend(pending)
+            continue
+        sizes[node] = 1 + sum(sizes[a] for a in node.args)
+        stack.pop()
+    return sizes[expr]
 
 
 def _inside(small: sympy.Expr, large: sympy.Expr) -> bool:
@@ -288,18 +454,26 @@ def _inside(small: sympy.Expr, large: sympy.Expr) -> bool:
 
 
 def _agreement(
-    program: Program, naive: list, backprop: list, sizes: dict[str, int], seed: int
+    program: Program,
+    naive: list,
+    backprop: list,
+    sizes: dict[str, int],
+    seed: int,
+    symbols: list[sympy.Symbol],
+    naive_ops: int | None = None,
 ) -> tuple[bool, str]:
     """Same function? Symbolically when the difference simplifies cheaply to 0, otherwise at
     random rational points evaluated to 50 digits (targets drawn as one-hot rows where the
-    loss assumes them)."""
+    loss assumes them). ``symbols`` are all the leaves (inputs, parameters, constants): a
+    point gives each one a value, even one that cancels from a difference."""
     differences = [a - b for a, b in zip(naive, backprop, strict=True)]
-    if sum(op_count(d) for d in differences) <= SYMBOLIC_LIMIT:
+    cheap = naive_ops if naive_ops is not None else sum(op_count(g) for g in naive)
+    if cheap <= SYMBOLIC_LIMIT and sum(op_count(d) for d in differences) <= SYMBOLIC_LIMIT:
         differences = [sympy.expand(d) for d in differences]
         if all(d == 0 for d in differences):
             return True, "symbolically equal"
     rng = random.Random(seed)
-    symbols = sorted(set().union(*(d.free_symbols for d in differences)), key=str)
+    symbols = sorted(set(symbols), key=str)
     kinds = program.meta.get("kinds", {})
     functions = program.meta.get("functions")
     for _ in range(AGREEMENT_POINTS):
@@ -423,17 +597,24 @@ def sweep(
     return rows
 
 
-def latex_rows(derivation: Derivation) -> list[tuple[str, str, str]] | None:
-    """The cost table for the LaTeX derivation: (derivation, operations, ratio to forward)."""
-    result = report(derivation, max_ops=20_000, timeout=20)
-    rows = [
-        ("derivation (sympy.count_ops)", "operations", "ratio to forward"),
-        ("forward (a)", str(result.forward_ops), "1"),
-    ]
+LATEX_MAX_OPS = 20_000
+LATEX_TIMEOUT = 600.0
+"""The LaTeX cost table's limits. The document must not depend on the machine's speed (the
+committed ``generated/*.tex`` are checked for freshness), so ``--max-ops`` decides what is
+skipped, and the time limit is only a guard far above any case that size allows."""
+
+
+def latex_cost(derivation: Derivation) -> dict[str, Any]:
+    """The LaTeX derivation's cost section: table rows (derivation, operations, ratio to
+    forward) and sentences on how they were counted, in plain text."""
+    result = report(derivation, max_ops=LATEX_MAX_OPS, timeout=LATEX_TIMEOUT)
+    rows = [("derivation", "operations", "ratio to forward")]
     for label, count in (
-        ("naive sympy.diff (b)", result.naive_ops),
-        ("naive + CSE (c)", result.naive_cse_ops),
-        ("backprop (d)", result.backprop_ops),
+        ("(a) forward, as the program computes it", result.forward_ops),
+        ("(b) naive sympy.diff, per parameter entry", result.naive_ops),
+        ("(c) naive + sympy.cse", result.naive_cse_ops),
+        ("(d) backprop", result.backprop_ops),
+        ("forward and gradient, (a) + (d)", result.forward_ops + result.backprop_ops),
     ):
         ratio = result.ratio(count)
         rows.append(
@@ -443,4 +624,25 @@ def latex_rows(derivation: Derivation) -> list[tuple[str, str, str]] | None:
                 "--" if ratio is None else f"{ratio:.2f}",
             )
         )
-    return rows
+    sizes = ", ".join(f"{k} = {v}" for k, v in result.sizes.items())
+    notes = [
+        "The loss is written out in scalars"
+        + (f" at {sizes}" if sizes else "")
+        + f" ({result.parameter_entries} parameter entries). Operations are counted by "
+        "sympy.count_ops: each +, −, ×, ÷, power, negation and function call is one. "
+        f"Forward and gradient together cost {result.cheap_gradient_ratio:.2f} times the "
+        f"forward pass ({result.cheap_gradient_muldiv_ratio:.2f} counting × and ÷ only), "
+        "a small constant, as the cheap-gradient principle says."
+    ]
+    if result.naive_ops is None:
+        if result.naive_estimate is not None and result.naive_estimate > LATEX_MAX_OPS:
+            notes.append(
+                "The naive columns are left out: written out, the naive gradients would have "
+                f"about {result.naive_estimate:,} operations. symbp report counts them."
+            )
+        else:
+            notes.append("The naive columns are left out: " + "; ".join(result.skipped) + ".")
+    elif result.agree is not None:
+        verdict = "the same functions" if result.agree else "NOT the same functions"
+        notes.append(f"The naive and backprop gradients are {verdict} ({result.agreement}).")
+    return {"rows": rows, "notes": notes}

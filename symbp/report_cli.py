@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import re
@@ -12,12 +13,24 @@ from pathlib import Path
 
 import click
 
-from symbp.cli import _guard
 from symbp.errors import SpecError
 from symbp.redundancy import DEFAULT_MAX_OPS, DEFAULT_TIMEOUT, Report, report, sweep
 from symbp.spec import Layer, Model, load
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.\s*(\d+))?\s*$")
+
+
+def _guard(command):
+    """``symbp.cli``'s guard, looked up when the command runs: ``symbp.cli`` imports this
+    module, so importing it here first would make ``import symbp.report_cli`` circular."""
+
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        from symbp.cli import _guard as guard
+
+        return guard(command)(*args, **kwargs)
+
+    return run
 
 
 def _parse_range(text: str, what: str) -> list[int]:
@@ -71,7 +84,8 @@ def _table(result: Report) -> str:
     lines += [
         "",
         f"cheap gradient (a + d) / a: {result.cheap_gradient_ratio:.2f} all operations, "
-        f"{result.cheap_gradient_muldiv_ratio:.2f} counting × and ÷ only (Baur–Strassen: ≤ 3)",
+        f"{result.cheap_gradient_muldiv_ratio:.2f} × and ÷ only "
+        "(Baur–Strassen: ≤ 3, rational functions)",
         f"backprop = naive: {_verdict(result.agree)} ({result.agreement})",
     ]
     lines += [f"note: {s}" for s in result.skipped]
@@ -196,8 +210,17 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
         ]
         for d, w, r in rows
     ]
+    notes = [f"depth {d}, width {w}: {note}" for d, w, r in rows for note in r.skipped]
     if as_json:
-        click.echo(json.dumps([dict(zip(header, row, strict=True)) for row in table], indent=2))
+        objects = []
+        for (_, _, r), row in zip(rows, table, strict=True):
+            item = dict(zip(header, row, strict=True))
+            item["cheap_gradient_ratio"] = r.cheap_gradient_ratio
+            item["cheap_gradient_muldiv_ratio"] = r.cheap_gradient_muldiv_ratio
+            item["agree"] = r.agree
+            item["skipped"] = r.skipped
+            objects.append(item)
+        click.echo(json.dumps(objects, indent=2))
     elif as_csv:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -209,6 +232,8 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
             ]
         )
         click.echo(out.getvalue(), nl=False)
+        for note in notes:  # empty cells in the CSV; the reason on stderr
+            click.echo(f"note: {note}", err=True)
     else:
         click.echo(_aligned(SWEEP_COLUMNS))
         for row in table:
@@ -217,6 +242,8 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
                 for v in row
             ]
             click.echo(_aligned(shown))
+        for note in notes:
+            click.echo(f"note: {note}")
     if plot is not None:
         _plot(rows, plot)
         click.echo(f"wrote {plot}", err=True)
@@ -232,22 +259,40 @@ def _plot(rows, path: Path) -> None:
         raise SpecError("--plot needs matplotlib: pip install 'symbp[plot]'") from None
     from symbp.files import write_atomic
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for width in sorted({w for _, w, _ in rows}):
+    fig, ax = plt.subplots(figsize=(8.5, 4.5))
+    widths = sorted({w for _, w, _ in rows})
+    colors = plt.get_cmap("viridis")
+    series = (
+        ("naive_ops", "naive", "-", "o"),
+        ("naive_cse_ops", "naive + CSE", "--", "s"),
+        ("backprop_ops", "backprop", ":", "^"),
+        ("forward_ops", "forward", "-.", "x"),
+    )
+    missing = False
+    for i, width in enumerate(widths):
+        color = colors(i / max(len(widths) - 1, 1) * 0.85)
         mine = [(d, r) for d, w, r in rows if w == width]
-        for key, style in (("naive_ops", "-o"), ("naive_cse_ops", "--s"), ("backprop_ops", ":^")):
+        for key, label, line, marker in series:
             points = [(d, getattr(r, key)) for d, r in mine if getattr(r, key) is not None]
+            missing = missing or len(points) < len(mine)
             if points:
                 ax.plot(
                     *zip(*points, strict=True),
-                    style,
-                    label=f"{key.removesuffix('_ops')} (width {width})",
+                    linestyle=line,
+                    marker=marker,
+                    color=color,
+                    label=f"{label}, width {width}",
                 )
     ax.set_xticks(sorted({d for d, _, _ in rows}))
     ax.set_yscale("log")
     ax.set_xlabel("depth (layers)")
     ax.set_ylabel("operations (sympy.count_ops)")
-    ax.legend(fontsize=7)
+    title = "Naive differentiation against CSE and backprop"
+    if missing:
+        title += "\n(missing points: naive columns skipped, see --max-ops and --timeout)"
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
     write_atomic(path, buffer.getvalue())

@@ -82,7 +82,12 @@ def scalarize(
         for idx in np.ndindex(value.shape):
             entry = value[idx]
             entry = entry if isinstance(entry, sympy.Basic) else sympy.Integer(int(entry))
-            value[idx] = entry.xreplace(dims)
+            # The sizes are already concrete in the attributes, and the arguments are free of
+            # them (by induction from the leaves), so this only guards an op's own rule. It is
+            # done on the shared view alone: there every entry is one small assignment, while
+            # an expanded entry is a tree whose written-out size grows exponentially with
+            # depth, and ``xreplace`` walks every copy of every shared subtree.
+            value[idx] = entry.xreplace(dims) if shared else entry
         if shared:
             symbols = entry_symbols(eqn.out, value.shape)
             definitions = []

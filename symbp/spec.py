@@ -13,12 +13,29 @@ from typing import Any
 
 from symbp.errors import SpecError
 from symbp.functions import ACTIVATIONS
-from symbp.names import check_name
+from symbp.names import check_function_name, check_module_name, clashes
+from symbp.naming import network_values
 from symbp.ops import FUSED_LOSSES
+from symbp.parse import Call, ParseError, parse_expression, quoted, walk
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_UNITS = 1_000_000
 MAX_LAYERS = 10_000
+MAX_DESCRIPTION = 2000
+MAX_FUNCTIONS = 100
+FUNCTION_BUDGET = 8
+FUNCTIONS_BUDGET = 24
+"""How much all ``[functions]`` bodies together may cost: each is differentiated on its own."""
+"""How much a ``[functions]`` body may call, counting through the user functions it calls.
+
+SymPy's derivative of a body grows with every call in it, and a piecewise call (relu) doubles
+the cases of all the others, so a body of many calls could keep symbp busy for minutes: eight
+nested tanh or four relu (cost 8) take a few seconds, sixteen tanh or eight relu minutes.
+"""
+CALL_COST = {"relu": 2, "leaky_relu": 2, "elu": 2, "gelu": 2, "silu": 2, "log": 2}
+"""The cost of a built-in function's call in a body (1 if not listed). These count twice: the
+piecewise ones, GELU and SiLU (their derivatives are large: eight nested SiLU take minutes),
+and log (SymPy evaluates nested logs of negative numbers slowly: seven take a minute)."""
 LOSSES = tuple(FUSED_LOSSES)
 REDUCTIONS = ("mean", "sum")
 
@@ -68,7 +85,11 @@ def load(path: str | Path) -> Model:
     path = Path(path)
     where = str(path)
     try:
-        data = path.read_bytes()
+        if path.exists() and not path.is_file():
+            # A directory, a pipe that would wait for a writer, a device such as /dev/zero.
+            raise SpecError("not a regular file; name a .toml spec file", where=where)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as err:
         raise SpecError(f"cannot read the spec: {err.strerror}", where=where) from None
     if len(data) > MAX_SPEC_BYTES:
@@ -77,11 +98,12 @@ def load(path: str | Path) -> Model:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise SpecError("the spec is not UTF-8 text", where=where) from None
-    return loads(text, where=where)
+    return loads(text.removeprefix("\ufeff"), where=where)
 
 
 def loads(text: str, *, where: str = "<spec>") -> Model:
     """Validate a spec given as TOML text."""
+    _check_source(where)
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
@@ -92,10 +114,43 @@ def loads(text: str, *, where: str = "<spec>") -> Model:
         raise err.located(where=where) from None
 
 
+def _check_source(where: str) -> None:
+    """The spec's file name is quoted in the generated module's docstring: refuse a name that
+    could end that docstring (a double quote, a backslash) or break its line."""
+    name = Path(where).name
+    if any(c in '"\\' or not c.isprintable() for c in name):
+        raise SpecError(
+            "the file name may not hold double quotes, backslashes or control characters "
+            "(it is quoted in the generated module); rename the file",
+            where=where,
+        )
+
+
+def _description(doc: Mapping[str, Any]) -> str:
+    """The description becomes the generated module's docstring: plain text of bounded size."""
+    text = _string(doc, "description", "", required=False) or ""
+    if len(text) > MAX_DESCRIPTION:
+        raise SpecError(
+            f"at most {MAX_DESCRIPTION} characters, got {len(text)}; shorten it", key="description"
+        )
+    if '"""' in text or "\\" in text:
+        raise SpecError(
+            "may not hold '\"\"\"' or backslashes (it becomes the generated module's "
+            "docstring); rephrase it",
+            key="description",
+        )
+    bad = [c for c in text if not c.isprintable() and c not in "\n\t"]
+    if bad:
+        raise SpecError(
+            f"may not hold the control character {bad[0]!r}; remove it", key="description"
+        )
+    return text
+
+
 def _model(doc: Mapping[str, Any], where: str) -> Model:
     _only_keys(doc, {"name", "description", "network", "graph", "functions"}, "")
-    name = check_name(_string(doc, "name", "", required=True), "model name", key="name")
-    description = _string(doc, "description", "", required=False) or ""
+    name = check_module_name(_string(doc, "name", "", required=True), key="name")
+    description = _description(doc)
     functions = _functions(doc.get("functions", {}))
     has_network, has_graph = "network" in doc, "graph" in doc
     if has_network == has_graph:
@@ -105,6 +160,7 @@ def _model(doc: Mapping[str, Any], where: str) -> Model:
         )
     if has_network:
         network = _network(doc["network"], functions)
+        _check_network_names(network, functions)
         return Model(name, description, where, network=network, functions=functions)
     from symbp.graph import read_graph
 
@@ -160,16 +216,70 @@ def _functions(table: Any) -> dict[str, str]:
         )
     from symbp.functions import builtin_table
 
+    if len(table) > MAX_FUNCTIONS:
+        raise SpecError(f"at most {MAX_FUNCTIONS} functions", key="functions")
     out: dict[str, str] = {}
+    costs: dict[str, int] = {}
     for name, body in table.items():
         key = f"functions.{name}"
-        check_name(name, "function name", key=key)
         if name in builtin_table() or name in ("sum", "mean", "z", *LOSSES):
             raise SpecError(f"'{name}' is a built-in name; choose another", key=key)
+        check_function_name(name, key=key)
         if not isinstance(body, str):
             raise SpecError(f"must be a math string in z, got {_kind(body)}", key=key)
+        try:
+            tree = parse_expression(body)
+        except ParseError as err:
+            raise SpecError(f"{err.message} in {quoted(body)}", key=key) from None
+        for node in walk(tree):
+            if isinstance(node, Call) and node.func in table and node.func not in out:
+                which = "itself" if node.func == name else f"'{node.func}', defined below it"
+                raise SpecError(
+                    f"'{name}' calls {which}; a function may call the built-ins and the "
+                    "[functions] above it, so no function calls itself, even through others",
+                    key=key,
+                )
+        costs[name] = _cost(tree, costs)
+        if costs[name] > FUNCTION_BUDGET:
+            raise SpecError(
+                f"the body {quoted(body)} calls too many functions for symbp to differentiate "
+                f"quickly (cost {costs[name]}, at most {FUNCTION_BUDGET}; "
+                f"{', '.join(CALL_COST)} cost 2, other functions 1, a [functions] entry what "
+                "its own body costs); split it into steps of a [graph]",
+                key=key,
+            )
         out[name] = body
+        if sum(costs.values()) > FUNCTIONS_BUDGET:
+            raise SpecError(
+                f"the [functions] up to '{name}' cost {sum(costs.values())} together, more than "
+                f"{FUNCTIONS_BUDGET} (see the cost of one body); define fewer or simpler ones",
+                key=key,
+            )
     return out
+
+
+def _cost(tree: Any, costs: Mapping[str, int]) -> int:
+    """The calls in a body, each weighted by :data:`CALL_COST`, a user function by its own cost
+    (an unknown name costs 1 here; deriving the body reports it)."""
+    return sum(
+        costs.get(node.func, CALL_COST.get(node.func, 1))
+        for node in walk(tree)
+        if isinstance(node, Call)
+    )
+
+
+def _check_network_names(network: Network, functions: Mapping[str, str]) -> None:
+    """A ``[functions]`` entry must not be named like a value of the network's code (``A1``)."""
+    values = network_values(len(network.layers))
+    for name in functions:
+        for value in values:
+            base = clashes(name, value)
+            if base is not None:
+                raise SpecError(
+                    f"'{name}' collides with '{base}', a value of the network's generated code; "
+                    "choose another function name",
+                    key=f"functions.{name}",
+                )
 
 
 def _network(table: Any, functions: Mapping[str, str]) -> Network:
@@ -219,7 +329,7 @@ def _network(table: Any, functions: Mapping[str, str]) -> Network:
         raise SpecError(f"must be 'mean' or 'sum', got '{reduction}'", key=p + "reduction")
     l2 = table.get("l2")
     if l2 is not None:
-        if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 < float("inf"):
-            raise SpecError(f"must be a number ≥ 0, got {_kind(l2)}", key=p + "l2")
+        if isinstance(l2, bool) or not isinstance(l2, int | float) or not 0 <= l2 <= 1e300:
+            raise SpecError(f"must be a number ≥ 0 (at most 1e300), got {_kind(l2)}", key=p + "l2")
         l2 = float(l2)
     return Network(inputs, tuple(layers), loss, reduction, l2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,11 @@ def graph(
 
 def net(text: str) -> str:
     return 'name = "n"\n' + text
+
+
+def with_functions(spec: str, *lines: str) -> str:
+    """``spec`` with a [functions] table of ``lines`` before its [graph]."""
+    return spec.replace("[graph]", "[functions]\n" + "\n".join(lines) + "\n[graph]")
 
 
 CORPUS = [
@@ -105,6 +111,13 @@ CORPUS = [
         "must be 'mean' or 'sum'",
     ),
     ("negative-l2", net(NET + "l2 = -1.0\n"), "network.l2", "must be a number ≥ 0"),
+    ("huge-l2", net(NET + "l2 = 1e308\n"), "network.l2", "at most 1e300"),
+    (
+        "huge-constant",
+        graph(["E = w*x*lam*lam"], extra="constants = { lam = 1e308 }\n"),
+        "graph.constants.lam",
+        "at most 1e300",
+    ),
     (
         "graph-missing-params",
         'name = "g"\n[graph]\nsteps = ["E = 1"]\nloss = "E"\n',
@@ -161,7 +174,7 @@ CORPUS = [
     (
         "loss-ignores-a-param",
         graph(["E = w*x"], params='{ w = "scalar", c = "scalar" }'),
-        None,
+        "graph.params.c",
         "does not depend on parameter 'c'",
     ),
     ("loss-not-computed", graph(["E = w*x"], loss="Q"), "graph.loss", "not computed by any step"),
@@ -237,6 +250,184 @@ CORPUS = [
     ("huge-power", graph(["E = w * 10**10**10"]), "graph.steps[0]", "step"),
     ("deep-nesting", graph(["E = " + "(" * 3000 + "w" + ")" * 3000]), "graph.steps[0]", "step"),
     ("step-without-assignment", graph(["w * x"]), "graph.steps[0]", "step"),
+    # text that would end a docstring of the generated module, and so run code when the
+    # module is imported or called (the corpus test would see the PWNED file)
+    (
+        "code-function-comment",
+        'name = "n"\n[functions]\n'
+        "f = '''z # \"\"\" + __import__('os').system('touch PWNED') + \"\"\"'''\n"
+        + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "comments (#) are not allowed",
+    ),
+    (
+        "code-description-quotes",
+        net(
+            "description = '''\"\"\" + str(__import__('os').system('touch PWNED')) + \"\"\"'''\n"
+            + NET
+        ),
+        "description",
+        "may not hold",
+    ),
+    ("description-backslash", net("description = 'a \\N b'\n" + NET), "description", "backslash"),
+    ("description-nul", net('description = "a\\u0000b"\n' + NET), "description", "control"),
+    ("description-huge", net(f'description = "{"x" * 3000}"\n' + NET), "description", "at most"),
+    ("code-step-comment", graph(["E = w*x # x"]), "graph.steps[0]", "comments"),
+    ("code-step-backslash", graph(["E = w \\\n * x"]), "graph.steps[0]", "backslashes"),
+    ("step-fullwidth-name", graph(["E = \uff57*x"]), "graph.steps[0]", "U+FF57"),
+    # names the generated module uses itself: its helpers, its locals, Python's built-ins
+    (
+        "param-dims",
+        graph(["E = dims*x"], params='{ dims = "scalar" }'),
+        "graph.params.dims",
+        "used by the generated module",
+    ),
+    (
+        "input-private-helper",
+        graph(["E = w*_input"], inputs='{ _input = "scalar" }'),
+        "graph.inputs._input",
+        "starting with _",
+    ),
+    (
+        "constant-builtin",
+        graph(["E = w*w*float"], extra="constants = { float = 0.5 }\n"),
+        "graph.constants.float",
+        "Python built-in",
+    ),
+    (
+        "step-helper-name",
+        graph(["sigmoid = w*x", "E = sigmoid(sigmoid)"]),
+        "graph.steps[0]",
+        "built-in function name",
+    ),
+    (
+        "step-gradient-name",
+        graph(["ims = w*x", "E = ims*ims"]),
+        "graph.steps[0]",
+        "gradient would be named 'dims'",
+    ),
+    (
+        "size-helper-name",
+        graph(["E = sum(A*w)"], inputs='{ A = "softmax x 3" }'),
+        "graph.inputs.A",
+        "built-in function name",
+    ),
+    (
+        "size-named-scalar",
+        graph(["E = sum(A*w)"], inputs='{ A = "scalar x 3" }'),
+        "graph.inputs.A",
+        '"scalar" stands alone',
+    ),
+    ("model-name-stdlib", 'name = "random"\n' + NET, "name", "name of a Python module"),
+    (
+        "function-python-builtin",
+        'name = "n"\n[functions]\ndict = "z*tanh(z)"\n' + NET,
+        "functions.dict",
+        "Python built-in",
+    ),
+    (
+        "function-sympy-name",
+        with_functions(graph(["E = gamma(w*x)"]), 'gamma = "z*tanh(z)"'),
+        "functions.gamma",
+        "name of a SymPy function",
+    ),
+    (
+        "function-sympy-constant",
+        with_functions(graph(["L = E(w*x)"], loss="L"), 'E = "z*tanh(z)"'),
+        "functions.E",
+        "name of a SymPy function",
+    ),
+    (
+        "function-module-global",
+        'name = "n"\n[functions]\nINPUT_SHAPES = "z"\n' + NET,
+        "functions.INPUT_SHAPES",
+        "used by the generated module",
+    ),
+    (
+        "function-named-like-a-value",
+        with_functions(graph(["E = f(w)*f"], inputs='{ f = "scalar" }'), 'f = "z*sigmoid(z)"'),
+        "functions.f",
+        "collides with the value 'f'",
+    ),
+    (
+        "function-named-like-a-gradient",
+        with_functions(graph(["E = dw(w*x)"]), 'dw = "z*sigmoid(z)"'),
+        "functions.dw",
+        "collides with 'dw'",
+    ),
+    (
+        "function-named-like-a-layer",
+        'name = "n"\n[functions]\nA1 = "z*tanh(z)"\n' + NET.replace('"tanh"', '"A1"'),
+        "functions.A1",
+        "collides with 'A1'",
+    ),
+    (
+        "function-named-like-the-batch",
+        'name = "n"\n[functions]\nm = "z*tanh(z)"\n' + NET.replace('"tanh"', '"m"'),
+        "functions.m",
+        "collides with 'm'",
+    ),
+    # [functions] bodies whose derivative would keep SymPy busy for minutes
+    (
+        "function-too-many-piecewise",
+        'name = "n"\n[functions]\nf = "relu(z) + relu(z-1) + relu(z-2) + relu(z-3) + relu(z-4)"\n'
+        + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "calls too many functions",
+    ),
+    (
+        "function-doubling-chain",
+        'name = "n"\n[functions]\nf0 = "tanh(z)"\n'
+        + "".join(f'f{i} = "f{i - 1}(f{i - 1}(z))"\n' for i in range(1, 5))
+        + NET.replace('"tanh"', '"f4"'),
+        "functions.f4",
+        "calls too many functions",
+    ),
+    (
+        "function-calls-itself",
+        'name = "n"\n[functions]\nf = "z * f(z)"\n' + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "'f' calls itself",
+    ),
+    (
+        "functions-call-each-other",
+        'name = "n"\n[functions]\nf = "g(z) + z"\ng = "f(z) * z"\n' + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "'f' calls 'g', defined below it",
+    ),
+    (
+        "functions-too-costly-together",
+        'name = "n"\n[functions]\n'
+        + "".join(f'f{i} = "tanh(tanh(tanh(tanh(tanh(z + {i})))))"\n' for i in range(5))
+        + NET,
+        "functions.f4",
+        "cost 25 together",
+    ),
+    (
+        "too-many-functions",
+        'name = "n"\n[functions]\n' + "".join(f'f{i} = "z + {i}"\n' for i in range(101)) + NET,
+        "functions",
+        "at most 100",
+    ),
+    # constants that are not finite real float64 numbers
+    ("log-of-zero", graph(["E = log(0)*w"]), "graph.steps[0]", "not a finite real number"),
+    ("sqrt-of-negative", graph(["E = sqrt(-1)*w"]), "graph.steps[0]", "not a real number"),
+    ("negative-base-power", graph(["E = (-2)**w"]), "graph.steps[0]", "is not real"),
+    ("number-underflow", graph(["E = w * 1e-400"]), "graph.steps[0]", "outside the range"),
+    ("number-product-overflow", graph(["E = 1e200*w*1e200"]), "graph.steps[0]", "outside"),
+    ("constant-overflows", graph(["E = exp(1000)*w"]), "graph.steps[0]", "outside the range"),
+    (
+        "function-complex-constant",
+        'name = "n"\n[functions]\nf = "z*log(-1)"\n' + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "not a finite real number",
+    ),
+    (
+        "softmax-of-a-scalar",
+        graph(["E = softmax_cross_entropy(w, x)"]),
+        "graph.steps[0]",
+        "classes along the last axis",
+    ),
 ]
 
 
@@ -268,3 +459,54 @@ def test_bad_spec(tmp_path: Path, monkeypatch, spec: str, key: str | None, fragm
 def test_corpus_size():
     assert len(CORPUS) >= 40
     assert len({c[0] for c in CORPUS}) == len(CORPUS)
+
+
+@pytest.mark.parametrize("filename", ['m"""+str(1)+""".toml', "m\\N.toml", "m\nx.toml"])
+def test_a_file_name_that_could_end_a_docstring_is_refused(tmp_path: Path, monkeypatch, filename):
+    """The spec's file name is quoted in the generated module's docstring."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / filename).write_text('name = "n"\n' + NET, encoding="utf-8")
+    result = CliRunner().invoke(main, ["generate", filename])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "the file name may not hold double quotes, backslashes or control characters" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == [filename]
+
+
+def test_a_key_with_a_newline_still_gives_one_line(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.toml").write_text(
+        'name = "n"\n[functions]\n"a\\nb" = "z"\n' + NET, encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["generate", "bad.toml"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("symbp: error: bad.toml: functions.a\\nb: 'a\\nb' is not a valid")
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_pipe_is_refused_without_waiting_for_a_writer(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo(tmp_path / "pipe.toml")
+    result = CliRunner().invoke(main, ["generate", "pipe.toml"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "symbp: error: pipe.toml: not a regular file; name a .toml spec file"
+
+
+def test_a_huge_spec_is_refused_before_it_is_parsed(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "huge.toml").write_text('name = "n"\n' + NET + "#" * 1_000_000, encoding="utf-8")
+    result = CliRunner().invoke(main, ["generate", "huge.toml"])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == "symbp: error: huge.toml: the spec is larger than 1000000 bytes"
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path, monkeypatch):
+    """Editors on Windows start UTF-8 files with U+FEFF; TOML parsers do not expect it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bom.toml").write_text('\ufeffname = "bom"\n' + NET, encoding="utf-8")
+    result = CliRunner().invoke(main, ["generate", "bom.toml"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "generated" / "bom.py").exists()

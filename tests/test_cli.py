@@ -58,7 +58,7 @@ def test_check_accepts_a_spec_and_fails_on_a_wrong_gradient(spec: Path, tmp_path
     assert run("check", str(spec)).returncode == 0
     out = tmp_path / "broken.py"
     assert run("generate", str(spec), "-o", str(out)).returncode == 0
-    text = out.read_text().replace("dZ2 = (S2 - T) / m", "dZ2 = 1.01 * (S2 - T) / m")
+    text = out.read_text().replace('"b2": db2,', '"b2": 1.01 * db2,')
     assert text != out.read_text()
     out.write_text(text)
     result = run("check", str(out))
@@ -123,3 +123,85 @@ def test_check_refuses_files_symbp_did_not_write(tmp_path: Path):
     result = run("check", str(broken))
     assert result.returncode == 2
     assert "cannot import the module: RuntimeError: boom" in result.stderr
+
+
+def test_a_check_that_cannot_run_is_one_line_and_exit_1(spec: Path, tmp_path: Path):
+    out = tmp_path / "raising.py"
+    assert run("generate", str(spec), "-o", str(out)).returncode == 0
+    out.write_text(
+        out.read_text() + '\n\ndef forward(*args, **kwargs):\n    raise KeyError("boom")\n'
+    )
+    result = run("check", str(out))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"symbp: error: {out}: the check could not run: KeyError: 'boom'"
+    nan = tmp_path / "nan.toml"
+    nan.write_text(
+        'name = "nan"\n[graph]\ninputs = { x = "scalar" }\nparams = { w = "scalar" }\n'
+        'steps = ["E = log(w*x - 100)"]\nloss = "E"\n'
+    )
+    result = run("check", str(nan))
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "the loss is not finite at the random point" in line
+
+
+def test_an_internal_error_is_one_line_naming_the_spec(spec: Path, tmp_path: Path, monkeypatch):
+    """A bug in symbp still gives one line, exit status 2 and no file; --debug shows it."""
+
+    def broken(derivation):
+        raise TypeError("printer exploded")
+
+    monkeypatch.setattr("symbp.codegen.generate", broken)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(out)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith(f"symbp: error: {spec}: internal error while processing the spec: ")
+    assert "TypeError: printer exploded" in line
+    assert not out.exists()
+    loud = CliRunner().invoke(main, ["--debug", "generate", str(spec), "-o", str(out)])
+    assert loud.exit_code == 2
+    assert "Traceback" in loud.stderr and "printer exploded" in loud.stderr
+
+
+def test_running_out_of_memory_is_one_line(spec: Path, monkeypatch):
+    def greedy(module, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr("symbp.gradcheck.check_module", greedy)
+    result = CliRunner().invoke(main, ["check", str(spec)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert (
+        line
+        == "symbp: error: not enough memory: the model's arrays are too large for this machine"
+    )
+
+
+def test_an_interrupted_write_leaves_the_previous_file(spec: Path, tmp_path: Path, monkeypatch):
+    """Outputs are written to a temporary file in the same directory, then renamed."""
+    target = tmp_path / "tiny.py"
+    assert CliRunner().invoke(main, ["generate", str(spec), "-o", str(target)]).exit_code == 0
+    before = target.read_text()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("os.replace", interrupted)
+    spec.write_text(spec.read_text().replace("units = 4", "units = 5"))
+    result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(target)])
+    assert result.exit_code != 0
+    assert target.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.py", "tiny.toml"]
+
+    def full(src, dst):
+        raise OSError(28, "No space left on device", str(dst))
+
+    monkeypatch.setattr("os.replace", full)
+    result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(target)])
+    assert result.exit_code == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert line == f"symbp: error: {target}: No space left on device"
+    assert target.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.py", "tiny.toml"]

@@ -91,3 +91,36 @@ def test_random_graphs_pass_gradcheck(build_module, spec, seed):
     module, _ = build_module(spec)
     result = check_module(module, batch=3, seed=seed)
     assert result.ok, spec + "\n" + result.table()
+
+
+TOKENS = [
+    *["x", "w", "A", "W", "v", "f", "E", "m", "T"],
+    *["tanh(", "relu(", "exp(", "log(", "sqrt(", "sum(", "mean(", "f(", "sigmoid("],
+    *["softmax_cross_entropy(", "squared_error("],
+    *["0", "1", "2.5", "-1", "1e300", "1e-300", "64"],
+    *["+", "-", "*", "/", "**", "@", ".T", "(", ")", ", ", ", axis=0", ", axis=1"],
+]
+"""Pieces of steps: names declared or not, functions, numbers, operators, brackets."""
+
+
+@settings(max_examples=150, deadline=None)
+@given(pieces=st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12))
+def test_any_step_derives_or_gives_a_spec_error(pieces):
+    """A step made of any sequence of pieces either derives and generates a module, or is a
+    SpecError (one line, exit 2 in the CLI); nothing else is raised."""
+    from symbp.build import derive
+    from symbp.codegen import generate
+    from symbp.errors import SpecError
+    from symbp.spec import loads
+
+    step = "E = " + "".join(pieces)
+    spec = (
+        'name = "fuzz"\n[functions]\nf = "z * sigmoid(z)"\n[graph]\n'
+        'inputs = { x = "scalar", A = "m x 3", T = "m x 3" }\n'
+        'params = { w = "scalar", W = "3 x 3", v = "3" }\n'
+        f"steps = ['''{step}''']\nloss = \"E\"\n"
+    )
+    try:
+        generate(derive(loads(spec)))
+    except SpecError as err:
+        assert "\n" not in str(err)

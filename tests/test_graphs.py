@@ -100,3 +100,93 @@ def test_user_function_as_network_activation(build_module):
     assert check_module(module, batch=4, seed=1).ok
     z = np.linspace(-3, 3, 7)
     np.testing.assert_allclose(module.swish(z), z / (1 + np.exp(-z)), rtol=1e-14)
+
+
+def _graph(inputs: str, params: str, steps: list[str], *, extra: str = "", head: str = "") -> str:
+    body = ",\n".join(f'  "{s}"' for s in steps)
+    return (
+        f'name = "unusual"\n{head}[graph]\ninputs = {{ {inputs} }}\nparams = {{ {params} }}\n'
+        f'{extra}steps = [\n{body}\n]\nloss = "E"\n'
+    )
+
+
+UNUSUAL = {
+    "no inputs at all": _graph("", 'W = "3 x 3", b = "3"', ["E = sum(W*W)/2 + sum(tanh(b)**2)"]),
+    "sizes of one": _graph(
+        'x = "m x 1", y = "1"', 'w = "1 x 1", b = "1"', ["z = x @ w + b", "E = mean((z - y)**2)"]
+    ),
+    "vector dot products": _graph(
+        'A = "4 x 3", t = "4"', 'x = "3"', ["r = A @ x - t", "E = r @ r / 2"]
+    ),
+    "transposes and axes": _graph(
+        'X = "m x 4"',
+        'W = "4 x 2", v = "2"',
+        ["H = (X @ W.T.T).T", "a = mean(H, axis=0)", "c = sum(H, axis=-2)", "E = a @ c + v @ v"],
+    ),
+    "several named sizes": _graph(
+        'X = "batch x features", T = "batch x classes"',
+        'W = "features x hidden", V = "hidden x classes", c = "classes"',
+        ["H = relu(X @ W)", "Z = H @ V + c", "E = softmax_cross_entropy(Z, T)"],
+    ),
+    "batch normalisation": _graph(
+        'X = "m x 4"',
+        'g = "2", beta = "2", W = "4 x 2"',
+        [
+            "H = X @ W",
+            "mu = mean(H, axis=0)",
+            "Hc = H - mu",
+            "v = mean(Hc**2, axis=0)",
+            "Y = Hc / sqrt(v + eps) * g + beta",
+            "E = mean(tanh(Y)**2)",
+        ],
+        extra="constants = { eps = 1e-5 }\n",
+    ),
+    "attention-like": _graph(
+        'X = "m x 4"',
+        'Wq = "4 x 3", Wk = "4 x 3", Wv = "4 x 3"',
+        [
+            "A = exp(tanh((X @ Wq) @ (X @ Wk).T))",
+            "P = A / sum(A, axis=0)",
+            "E = mean((P @ (X @ Wv))**2)",
+        ],
+    ),
+    "names near the reserved ones": _graph(
+        'param = "scalar", grad = "scalar"',
+        'dim = "scalar", caches = "scalar", np_ = "scalar", d = "scalar"',
+        ["Loss = (dim*param - grad)**2 + caches**2 + np_**2 + d**2 / m", "E = Loss"],
+        extra="constants = { m = 4 }\n",
+    ),
+    "a user function of a user function, unicode description": _graph(
+        'X = "m x 3", y = "m"',
+        'W = "3 x 4", v = "4"',
+        ["H = mish(X @ W) * swish2(X @ W)", "p = H @ v", "E = mean((p - y)**2) / 2"],
+        head="description = \"½(p − y)², w̄ and σ′: «unicode» 'quotes'\\tand a tab\"\n"
+        '[functions]\nswish2 = "z * sigmoid(z)"\nmish = "swish2(z) + z * tanh(softplus(z))"\n',
+    ),
+    "a loss before unused steps": _graph(
+        'x = "scalar", unused = "m x 7"',
+        'w = "scalar"',
+        ["E = (w*x - 1)**2 * p + q", "after = E * 3", "junk = exp(w)"],
+        extra="constants = { p = 3, q = -1.5 }\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("spec", UNUSUAL.values(), ids=UNUSUAL.keys())
+def test_unusual_but_valid_graphs_pass_finite_differences(build_module, spec):
+    module, _ = build_module(spec)
+    for batch, seed in ((1, 0), (5, 3)):
+        result = check_module(module, batch=batch, seed=seed)
+        assert result.ok, result.table()
+
+
+def test_unusual_but_valid_network_passes_finite_differences(build_module):
+    """One unit per layer, a user activation of a user function, L2 and the sum reduction."""
+    spec = (
+        'name = "narrow"\n[functions]\ng1 = "z * sigmoid(z)"\ng2 = "g1(z) + 0.1*g1(-z)"\n'
+        '[network]\ninputs = 1\nlayers = [{ units = 1, activation = "g2" }, '
+        '{ units = 1, activation = "elu" }, { units = 1 }]\n'
+        'loss = "sigmoid_binary_cross_entropy"\nreduction = "sum"\nl2 = 0.5\n'
+    )
+    module, _ = build_module(spec)
+    assert check_module(module, batch=3, seed=2).ok

@@ -4,10 +4,6 @@ The document must contain each term of the seed's derivation: the two contributi
 (through z and through R) and z̄ = ȳ σ′(z); and it must compile. The same checks run on a
 hand-built Program in ``tests/test_latex.py``; this file runs them on the spec through the
 graph front end.
-
-NOT YET ENABLED: when this was written, ``examples/logistic_l2.toml`` and the graph parser
-(``symbp/parse.py``) did not exist. Rename ``pending_logistic_l2_document`` to
-``test_logistic_l2_document`` once the example lands.
 """
 
 from __future__ import annotations

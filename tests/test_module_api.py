@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from symbp.build import derive
 from symbp.codegen import generate
+from symbp.gradcheck import random_inputs, random_params
 from symbp.spec import loads
 from tests.conftest import ROOT, network_spec
 
@@ -76,3 +79,53 @@ def test_training_reduces_the_loss(build_module):
     assert loss < 0.5 * first
     accuracy = np.mean(module.predict(params, X).argmax(axis=1) == y)
     assert accuracy > 0.85
+
+
+ACTIVATION_NETWORK = network_spec(
+    3,
+    [(4, "relu"), (4, "tanh"), (4, "sigmoid"), (4, "elu"), (4, "softplus"), (2, "identity")],
+    "softmax_cross_entropy",
+    l2=0.1,
+    name="mixed",
+)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [ACTIVATION_NETWORK, *(p.read_text() for p in sorted((ROOT / "examples").glob("*.toml")))],
+)
+def test_calls_leave_their_arguments_intact(build_module, text):
+    """Arrays are updated in place only where the function made them: the caller's params and
+    inputs, and the cache that ``backward`` reads, are unchanged, so calls can be repeated."""
+    module, _ = build_module(text)
+    rng = np.random.default_rng(0)
+    sizes = {"m": 5, "n": 3, "k": 3}
+    params = random_params(module, rng, sizes)
+    inputs = list(random_inputs(module, rng, sizes).values())
+    before = [np.copy(a) for a in [*params.values(), *inputs]]
+    loss, cache = module.forward(params, *inputs)
+    cached = {k: np.copy(v) for k, v in cache.items()}
+    first = module.backward(params, cache)
+    second = module.backward(params, cache)
+    again, _ = module.forward(params, *inputs)
+    if hasattr(module, "predict"):
+        module.predict(params, inputs[0])
+    for old, new in zip(before, [*params.values(), *inputs], strict=True):
+        np.testing.assert_array_equal(old, new)
+    for name, value in cache.items():
+        np.testing.assert_array_equal(cached[name], value, err_msg=name)
+    for name in first:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+        assert first[name] is not second[name]
+    assert again == loss
+
+
+def test_deep_network_modules_pass_ruff(tmp_path):
+    """Long parameter lists wrap as ``ruff format`` wraps them, at every depth."""
+    for depth in (1, 9, 11, 13, 30):
+        text = network_spec(3, [(3, "relu")] * depth + [(2, "identity")], "squared_error")
+        (tmp_path / f"deep_{depth}.py").write_text(generate(derive(loads(text))))
+    config = ["--config", str(ROOT / "pyproject.toml")]
+    for args in (["check", *config, str(tmp_path)], ["format", "--check", *config, str(tmp_path)]):
+        run = subprocess.run([sys.executable, "-m", "ruff", *args], capture_output=True, text=True)
+        assert run.returncode == 0, run.stdout + run.stderr

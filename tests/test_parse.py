@@ -109,6 +109,13 @@ REJECTED = [
     ("", "empty"),
     ("x +", "syntax error"),
     ("1" * 50, "longer than 40"),
+    # characters outside the grammar: they could end a docstring the text is quoted in
+    ('z # """ + print(1) + """', "comments (#) are not allowed"),
+    ("(x \\\n + y)", "backslashes are not allowed"),
+    ("\uff57 * x", "U+FF57"),
+    ("x\u00b7y", "not a valid name"),
+    ("1e-400", "outside the range of a float"),
+    ("1e301", "outside the range of a float"),
 ]
 
 
@@ -119,6 +126,37 @@ def test_rejected(text, fragment):
         parse_expression(text)
     assert fragment in info.value.message
     assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("z * log(0)", "not a finite real number"),
+        ("z * sqrt(-1)", "not a finite real number"),
+        ("z + (-8)**(1/3)", "is not real"),
+        ("z * (-2)**z", "is not real"),
+        ("z * 1e200 * 1e200", "outside the range of a float"),
+        ("z * exp(1000)", "outside the range of a float"),
+        ("z * exp(exp(exp(exp(100))))", "outside the range of a float"),
+    ],
+)
+def test_to_sympy_refuses_constants_that_are_not_float64(text, fragment):
+    """SymPy folds constants as it builds; the module could compute none of these."""
+    start = time.perf_counter()
+    z = sympy.Symbol("z")
+    functions = {"log": sympy.log, "sqrt": sympy.sqrt, "exp": sympy.exp}
+    with pytest.raises(ParseError) as info:
+        to_sympy(parse_expression(text), {"z": z}, functions)
+    assert fragment in info.value.message
+    assert time.perf_counter() - start < 5
+
+
+def test_to_sympy_keeps_ordinary_constants():
+    z = sympy.Symbol("z")
+    expr = to_sympy(
+        parse_expression("z * exp(2) + 1e300 * z - 1e-300"), {"z": z}, {"exp": sympy.exp}
+    )
+    assert expr == z * sympy.exp(2) + sympy.Integer(10) ** 300 * z - sympy.Rational(1, 10**300)
 
 
 @pytest.mark.parametrize(

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 import sympy
 
 from symbp.build import derive
+from symbp.bundled import example_specs
+from symbp.errors import SpecError
 from symbp.functions import builtin_table
-from symbp.redundancy import op_count, report
+from symbp.redundancy import mul_div_count, op_count, report
 from symbp.spec import load, loads
 from tests.conftest import ROOT, network_spec
 
@@ -162,8 +165,8 @@ def test_agreement_detects_a_wrong_gradient():
     right = [sympy.tanh(x) * x]
     wrong = [right[0] * (1 + sympy.Rational(1, 10**20))]
     sizes = concrete_sizes(program, 1)
-    assert _agreement(program, right, right, sizes, 0)[0] is True
-    assert _agreement(program, right, wrong, sizes, 0)[0] is False
+    assert _agreement(program, right, right, sizes, 0, [x])[0] is True
+    assert _agreement(program, right, wrong, sizes, 0, [x])[0] is False
 
 
 def test_cli_sweep_plot(tmp_path):
@@ -187,3 +190,138 @@ def test_cli_sweep_plot(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------- hand counts
+
+
+def test_seed004_naive_and_cse_counts_by_hand(seed004):
+    """Counted on paper, s = σ(wx + b) written out each time (3 operations: ×, +, σ):
+    ∂E/∂w = (s − t)·s·(1 − s)·x + λw: three copies of s (9), s − t (1), 1 − s (1), the
+    four-factor product (3), λw and the sum (2): 16. ∂E/∂b = (s − t)·s·(1 − s): 9 + 1 + 1 + 2
+    = 13. Naive: 29. After CSE: c0 = s (3), c1 = c0(1 − c0)(c0 − t) (1 + 1 + 2 = 4),
+    ∂E/∂w = c1·x + λw (3), ∂E/∂b = c1 (0): 10."""
+    assert seed004.naive_ops == 29
+    assert seed004.naive_cse_ops == 10
+
+
+def test_seed004_multiplications_by_hand(seed004):
+    """× and ÷ only. Forward: w·x (1), (y − t)²/2 (a square and a halving: 2), w²/2 (2), λR
+    (1): 6. Backprop: z̄ = ȳ·y·(1 − y) (2), w̄ = z̄·x + λw (2): 4. So (6 + 4)/6."""
+    assert (seed004.forward_muldiv, seed004.backprop_muldiv) == (6, 4)
+    assert seed004.cheap_gradient_muldiv_ratio == pytest.approx(10 / 6)
+
+
+def test_mul_div_count_by_hand():
+    x, y, z = sympy.symbols("x y z")
+    assert mul_div_count(x * y * z) == 2
+    assert mul_div_count(x**3 / y) == 3  # x·x·x, then ÷ y
+    assert mul_div_count(1 / (2 * x)) == 2  # 2·x, then 1 ÷
+    assert mul_div_count(-x * y) == 1  # negation is free
+    assert mul_div_count(sympy.sqrt(x) + sympy.exp(y)) == 0  # function calls
+    assert mul_div_count(x**2 / y**3) == 4
+
+
+def test_network_repeated_subexpressions_by_hand():
+    """cs229_two_layer (3-4-1, σ hidden, identity out, ½(o − T)², batch 1), counted on paper.
+    Let u_j = Σ_i W1_ij X_i + b1_j and r = Σ_j W2_j σ(u_j) + b2 − T, which holds every u_j
+    once. The 21 gradients: ∂/∂W2_j = r σ(u_j) (4), ∂/∂b2 = r (1), ∂/∂W1_ij = r W2_j σ′(u_j) X_i
+    (12), ∂/∂b1_j = r W2_j σ′(u_j) (4). So r is written 21 times; u_0 once in each r (21)
+    plus once more where σ(u_0) or σ′(u_0) is a factor (1 + 3 + 1): 26; σ(u_0) 21 + 1 = 22.
+    With σ′(u) = σ(u)(1 − σ(u)) expanded, σ′(u_0) brings two more copies of u_0 each in 4
+    gradients: u_0 and σ(u_0) are written 21 + 1 + 2·4 = 30 times."""
+    result = report(ROOT / "examples" / "cs229_two_layer.toml")
+    function = {r.expr: r.count for r in result.repeated if r.view == "function"}
+    expanded = {r.expr: r.count for r in result.repeated if r.view == "expanded"}
+    u0 = "W1_0_0*X_0_0 + W1_1_0*X_0_1 + W1_2_0*X_0_2 + b1_0"
+    assert function[u0] == 26
+    assert function[f"sigmoid({u0})"] == 22
+    assert [c for e, c in function.items() if e.startswith("-T_0_0 + ")] == [21]
+    assert expanded[u0] == 30
+    assert expanded[f"sigmoid({u0})"] == 30
+    assert result.agree is True
+
+
+# ---------------------------------------------------------------- every example
+
+
+@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
+def test_every_example_reports(spec):
+    """The naive gradients, where counted, are the backprop gradients, and CSE never costs
+    more than the trees it shares. tied_autoencoder's constant ``decay`` cancels from the
+    difference of the two gradients; the check must still give it a value."""
+    result = report(spec)
+    assert result.forward_ops > 0 and result.backprop_ops > 0
+    assert result.cheap_gradient_ratio < 5
+    if result.naive_ops is None:
+        assert result.skipped and "--max-ops" in result.skipped[0]
+        return
+    assert result.agree is True, result.agreement
+    assert result.naive_cse_ops <= result.naive_ops
+    assert result.repeated
+
+
+# ---------------------------------------------------------------- limits
+
+
+def test_time_limit_interrupts_a_stage_and_names_it(monkeypatch):
+    """A stage that would run far past --timeout is stopped at it: here sympy.cse stands for
+    any slow SymPy call. The naive column, computed in time, stays."""
+    derivation = derive(load(SEED004))  # derive uses sympy.cse too: before the stand-in
+
+    def slow_cse(*args, **kwargs):
+        time.sleep(120)
+
+    monkeypatch.setattr(sympy, "cse", slow_cse)
+    started = time.monotonic()
+    result = report(derivation, timeout=2)
+    assert time.monotonic() - started < 60
+    assert result.naive_ops == 29 and result.naive_cse_ops is None
+    assert any(n.startswith("naive+CSE column skipped: over the time") for n in result.skipped)
+    assert result.agreement.startswith("not checked: over the time limit")
+
+
+def test_time_limit_stops_a_naive_expansion_that_would_take_minutes():
+    """A 6-layer, width-4 tanh network under a --max-ops that lets it through: expanding and
+    differentiating it takes minutes. With --timeout 1 the case ends, naming both columns."""
+    from symbp.report_cli import _network_family
+
+    make = _network_family(loads(_mlp(2)))
+    started = time.monotonic()
+    result = report(make(6, 4), max_ops=10**12, timeout=1)
+    assert time.monotonic() - started < 60
+    assert result.naive_ops is None and result.naive_cse_ops is None
+    assert result.skipped == [
+        "naive and naive+CSE columns skipped: over the time limit of 1 s (--timeout)"
+    ]
+
+
+def test_forward_over_the_time_limit_is_a_clear_error():
+    with pytest.raises(SpecError, match="--timeout"):
+        report(SEED004, timeout=1e-9)
+
+
+def test_cli_sweep_names_the_skipped_columns(tmp_path):
+    spec = tmp_path / "net.toml"
+    spec.write_text(_mlp(2))
+    args = [sys.executable, "-m", "symbp", "report", str(spec), "--sweep", "depth=1..2"]
+    args += ["--max-ops", "50"]
+    table = subprocess.run(args, capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    assert "note: depth 2, width 2: naive and naive+CSE columns skipped" in table.stdout
+    assert "more than --max-ops 50" in table.stdout
+    as_csv = subprocess.run([*args, "--csv"], capture_output=True, text=True)
+    assert as_csv.stdout.splitlines()[2].startswith("2,2,17,,,15,")
+    assert "note: depth 2, width 2: naive and naive+CSE" in as_csv.stderr
+    run = subprocess.run([*args, "--json"], capture_output=True, text=True)
+    rows = json.loads(run.stdout)
+    assert rows[0]["skipped"] == [] and rows[0]["naive_ops"] == 17
+    assert rows[1]["naive_ops"] is None and "--max-ops 50" in rows[1]["skipped"][0]
+
+
+@pytest.mark.parametrize("module", ["symbp.report_cli", "symbp.latex_cli"])
+def test_command_modules_import_on_their_own(module):
+    run = subprocess.run(
+        [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, run.stderr
