@@ -5,9 +5,10 @@ Usage::
     python benchmarks/run.py            # full run, prints tables, writes benchmarks/results.md
     python benchmarks/run.py --quick    # short smoke run
 
-Every timed case runs in a subprocess per thread count (1 and 2) with OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before NumPy loads. Within a subprocess the
-implementations of one case are timed interleaved (round-robin), best and median of repeats.
+Every timed case runs in a fresh subprocess per setting: 1 and 2 threads (OMP_NUM_THREADS,
+OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and XLA's pool set before NumPy loads), with glibc's
+default malloc, and 1 thread with malloc told to keep freed memory. Within a subprocess the
+implementations of the case are timed interleaved (round-robin), best and median of repeats.
 JAX and PyTorch columns are filled only when they are installed (``pip install -e .[bench]``).
 """
 
@@ -236,7 +237,8 @@ def time_interleaved(fns: dict, repeats: int, budget: float):
     return {n: (min(v), statistics.median(v)) for n, v in times.items()}
 
 
-def worker(quick: bool) -> dict:
+def worker(quick: bool, case: int) -> dict:
+    """Time one case (both dtypes) in this process, which nothing else has run in."""
     import numpy as np
 
     try:
@@ -252,9 +254,16 @@ def worker(quick: bool) -> dict:
     except ImportError:
         have_jax = False
     repeats, budget = (3, 0.02) if quick else (15, 0.05)
-    out = {"threads": int(os.environ["OMP_NUM_THREADS"]), "time": [], "memory": []}
+    out = {
+        "threads": int(os.environ["OMP_NUM_THREADS"]),
+        "allocator": os.environ.get("SYMBP_BENCH_ALLOCATOR", "glibc"),
+        "time": [],
+        "memory": [],
+    }
     with tempfile.TemporaryDirectory() as tmp:
         for index, (label, inputs, layers, loss, batch, l2) in enumerate(CASES):
+            if index != case:
+                continue
             module = generate_module(
                 spec_text(f"bench_{index}", inputs, layers, loss, l2), Path(tmp)
             )
@@ -301,7 +310,8 @@ def worker(quick: bool) -> dict:
                     fns[name] = lambda fn=fn, p=p, x=x, t=t: fn(p, x, t)
                 res = time_interleaved(fns, repeats, budget)
                 out["time"].append({"case": label, "dtype": dtype, "t": res})
-                if out["threads"] == 1:
+                print(f"  {label} {dtype}", file=sys.stderr)
+                if out["threads"] == 1 and out["allocator"] == "glibc":
                     out["memory"].append(step_memory(np, module, params, X, T, layers, label))
     return out
 
@@ -417,24 +427,9 @@ def fmt_t(s: float) -> str:
     return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.2f} ms"
 
 
-def report(workers: list[dict], cost: dict, elapsed: float) -> str:
-    import numpy as np
-
-    lines = [
-        "# symbp benchmarks",
-        "",
-        f"Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; run time {elapsed:.0f} s. Command: `python benchmarks/run.py`.",
-        "",
-        "## 1. Training step `loss_and_grad`: best (median) time per call",
-        "",
-        "`gemm` is the matrix products alone (X@W per layer; dZ@Wᵀ except layer 1; Aᵀ@dZ). "
-        "Every other column was checked (allclose) against the generated loss and gradients "
-        "before timing. Ratios use best times. Targets: gen/gemm as listed, with 1 thread; "
-        "gen/numpy, gen/jax and gen/torch below 1 (✓), and gen/torch below 0.1 for 2-3-1, "
-        "at both thread counts.",
-        "",
-    ]
+def _time_table(workers: list[dict]) -> list[str]:
+    """Rows of section 1: times, then the ratios each target is judged on."""
+    lines = []
     cols = ["generated", "gemm", "numpy", "jax", "torch"]
     missing = [
         c for c in ("jax", "torch") if all(c not in r["t"] for w in workers for r in w["time"])
@@ -460,6 +455,43 @@ def report(workers: list[dict], cost: dict, elapsed: float) -> str:
                     bound = RIVAL_TARGETS.get((r["case"], c), 1.0)
                     row += f" | {versus:.2f} {'✓' if versus < bound else '✗'}"
             lines.append(row + " |")
+    return lines
+
+
+def report(workers: list[dict], cost: dict, elapsed: float) -> str:
+    import numpy as np
+
+    lines = [
+        "# symbp benchmarks",
+        "",
+        f"Python {platform.python_version()}, NumPy {np.__version__}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs; run time {elapsed:.0f} s. Command: `python benchmarks/run.py`.",
+        "",
+        "## 1. Training step `loss_and_grad`: best (median) time per call",
+        "",
+        "`gemm` is the matrix products alone (X@W per layer; dZ@Wᵀ except layer 1; Aᵀ@dZ). "
+        "Every other column was checked (allclose) against the generated loss and gradients "
+        "before timing. Ratios use best times. Targets: gen/gemm as listed, with 1 thread; "
+        "gen/numpy, gen/jax and gen/torch below 1 (✓), and gen/torch below 0.1 for 2-3-1, "
+        "at both thread counts.",
+        "",
+    ]
+    default = [w for w in workers if w["allocator"] == "glibc"]
+    tuned = [w for w in workers if w["allocator"] != "glibc"]
+    lines += _time_table(default)
+    if tuned:
+        settings = ", ".join(f"`{k}={v}`" for k, v in ALLOCATORS["tuned"].items())
+        lines += [
+            "",
+            "### 1b. The same, glibc told to keep freed memory",
+            "",
+            f"With {settings} for every implementation alike. By default glibc returns freed "
+            "memory to the kernel once more than about twice the largest freed block sits "
+            "free, and the next call faults those pages in again (section 3 counts the "
+            "faults); here it keeps them, which shows the cost of the arithmetic alone.",
+            "",
+            *_time_table(tuned),
+        ]
     lines += [
         "",
         "## 2. Derivation cost: `derive` + codegen in process",
@@ -524,17 +556,27 @@ NOTES = """## What limits the missed targets (profiled with cProfile)
 """
 
 
+ALLOCATORS = {
+    "glibc": {},
+    # glibc hands freed memory back to the kernel above a threshold that grows with the
+    # largest block freed; these keep it, so no call faults its pages in again.
+    "tuned": {"MALLOC_TRIM_THRESHOLD_": str(2**28), "MALLOC_MMAP_THRESHOLD_": str(2**25)},
+}
+CONFIGS = [(1, "glibc"), (2, "glibc"), (1, "tuned")]
+"""Worker runs: thread count and allocator settings, each in a fresh process."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short smoke run")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.quick)))
+    if args.worker is not None:
+        print(json.dumps(worker(args.quick, args.worker)))
         return
     start = time.perf_counter()
     workers = []
-    for threads in (1, 2):
+    for threads, allocator in CONFIGS:
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
@@ -543,9 +585,20 @@ def main() -> None:
             f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
             f"intra_op_parallelism_threads={threads}"
         )
-        cmd = [sys.executable, __file__, "--worker"] + (["--quick"] if args.quick else [])
-        done = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
-        workers.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        env.update(ALLOCATORS[allocator])
+        env["SYMBP_BENCH_ALLOCATOR"] = allocator
+        print(f"timing with {threads} thread(s), {allocator} malloc ...", file=sys.stderr)
+        run = {"threads": threads, "allocator": allocator, "time": [], "memory": []}
+        for case in range(len(CASES)):
+            # A fresh process per case: what the allocator has seen depends on history.
+            cmd = [sys.executable, __file__, "--worker", str(case)]
+            cmd += ["--quick"] if args.quick else []
+            done = subprocess.run(cmd, env=env, check=True, stdout=subprocess.PIPE, text=True)
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            run["time"] += result["time"]
+            run["memory"] += result["memory"]
+        workers.append(run)
+    print("derivation cost ...", file=sys.stderr)
     cost = derivation_cost(args.quick)
     text = report(workers, cost, time.perf_counter() - start)
     print(text)

@@ -160,6 +160,7 @@ def backward(params, cache):
     dZ1 = np.multiply(dA1, 1 - A1**2, out=dA1)
     dW1 = X.T @ dZ1
     db1 = dZ1.sum(axis=0)
+    del S2, dZ2, dA1, dZ1
     dW1 += W1 * l2
     dW2 += W2 * l2
     return {

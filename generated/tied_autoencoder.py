@@ -142,6 +142,7 @@ def backward(params, cache):
     dH_pre = np.multiply(dH, H * (1 - H), out=dH)
     dW = X.T @ dH_pre
     db = dH_pre.sum(axis=0)
+    del dY, dH, dH_pre
     dW += W * decay + dW_Y_T
     return {
         "W": dW,

@@ -36,6 +36,13 @@ class BufferPlan:
 
     into: dict[str, str] = field(default_factory=dict)
     accumulate: dict[str, tuple[str, sympy.Expr]] = field(default_factory=dict)
+    frees: dict[str, list[str]] = field(default_factory=dict)
+    """Before the assignment to the key, ``del`` these names: arrays nothing reads any more.
+
+    Only before the first sum that makes a parameter-sized temporary (``dW1 += λ W1``): by
+    then the cotangents of the layers are dead, and freeing them keeps the peak near the
+    gradients and the cache alone. Elsewhere the function's return frees them soon enough.
+    """
 
     @property
     def renamed(self) -> dict[str, str]:
@@ -56,6 +63,9 @@ def plan_buffers(
     reads = _read_counts(eqns, keep)
     plan = BufferPlan()
     owned: dict[str, tuple] = {}
+    names: dict[str, list[str]] = {}  # an array's current holder → every name bound to it
+    died: dict[str, int] = {}
+    temporaries: list[int] = []
     products = {e.out for e in eqns if e.op in PRODUCTS}
     free: list[str] = []
     for i, eqn in enumerate(eqns):
@@ -66,8 +76,12 @@ def plan_buffers(
         if fresh:
             term = _accumulated_term(eqn, shape, owned, dying, reads, products)
             if term is not None:
-                plan.accumulate[eqn.out] = (term, eqn.attr("expr") - sympy.Symbol(term))
+                rest = eqn.attr("expr") - sympy.Symbol(term)
+                plan.accumulate[eqn.out] = (term, rest)
                 dying.remove(term)
+                names[eqn.out] = [n for n in names.pop(term) if n != term] + [eqn.out]
+                if not rest.is_Symbol:
+                    temporaries.append(i)
             else:
                 choice = _choose(eqn, op, shape, owned, dying, free, printers)
                 if choice is not None:
@@ -76,8 +90,18 @@ def plan_buffers(
                         free.remove(choice)
                     else:
                         dying.remove(choice)
+                    names[eqn.out] = [*names.pop(choice), eqn.out]
+                else:
+                    names[eqn.out] = [eqn.out]
             owned[eqn.out] = shape
         free.extend(dying)
+        died.update((d, i) for d in dying)
+    if temporaries:
+        first = temporaries[0]
+        viewed = {a for e in eqns if OPS[e.op].view for a in e.args}
+        dead = [b for b in free if died[b] < first and viewed.isdisjoint(names[b])]
+        if dead:
+            plan.frees[eqns[first].out] = [n for b in dead for n in names[b]]
     return plan
 
 

@@ -97,17 +97,19 @@ def _lines(eqns: list[Eqn], printers: Printers, program: Program, keep: set[str]
     renamed = plan.renamed
     lines = []
     for eqn in eqns:
+        if eqn.out in plan.frees:
+            lines.append("del " + ", ".join(plan.frees[eqn.out]))
         if eqn.out in plan.accumulate:
             _, rest = plan.accumulate[eqn.out]
             lines.append(f"{eqn.out} += {printers.numpy(rest)}")
-            continue
-        out = renamed.get(eqn.out, eqn.out)
-        args, attrs = list(eqn.args), dict(eqn.attrs)
-        buffer = plan.into.get(eqn.out)
-        written = None
-        if buffer is not None:
-            written = OPS[eqn.op].into(out, renamed.get(buffer, buffer), args, attrs, printers)
-        lines += written or OPS[eqn.op].statements(out, args, attrs, printers)
+        else:
+            out = renamed.get(eqn.out, eqn.out)
+            args, attrs = list(eqn.args), dict(eqn.attrs)
+            buffer = plan.into.get(eqn.out)
+            written = None
+            if buffer is not None:
+                written = OPS[eqn.op].into(out, renamed.get(buffer, buffer), args, attrs, printers)
+            lines += written or OPS[eqn.op].statements(out, args, attrs, printers)
     return lines
 
 

@@ -310,6 +310,11 @@ class _Walker:
             raise self.fail(f"exponents are limited to ±{MAX_EXPONENT}")
         if value is not None and _contains_power(base) and _only_numbers(base):
             raise self.fail("a power of a power of numbers is not allowed; write the number")
+        if value is not None and _degree(base) * _magnitude(value) > MAX_EXPONENT:
+            raise self.fail(
+                f"exponents are limited to ±{MAX_EXPONENT}, also as the product of nested "
+                "powers such as (z**16)**16"
+            )
         base_value = _numeric(base)
         if value is not None and base_value is not None:
             magnitude = abs(float(base_value))
@@ -368,6 +373,24 @@ def _contains_power(node: Node) -> bool:
         elif isinstance(current, Call):
             stack += list(current.args)
     return False
+
+
+def _magnitude(exponent: sympy.Rational) -> int:
+    return max(1, math.ceil(abs(exponent)))
+
+
+def _degree(node: Node) -> int:
+    """The exponent SymPy gives ``node``'s names when it is raised to a power: the product of
+    the numeric exponents of nested powers, through products and quotients (SymPy turns
+    ``(2*z**16)**16`` into ``65536*z**256``), but not through sums or function calls."""
+    if isinstance(node, BinOp) and node.op == "**":
+        value = _numeric(node.right)
+        return _degree(node.left) * (1 if value is None else _magnitude(value))
+    if isinstance(node, BinOp) and node.op in ("*", "/"):
+        return max(_degree(node.left), _degree(node.right))
+    if isinstance(node, Neg | Transpose):
+        return _degree(node.operand)
+    return 1
 
 
 def _only_numbers(node: Node) -> bool:
@@ -488,10 +511,17 @@ def to_sympy(
 ) -> sympy.Expr:
     """A scalar expression tree as SymPy (for ``[functions]`` bodies): no @, .T or axis.
 
-    Every constant of the result is a finite real float64 (:func:`check_real`).
+    Every constant of the result is a finite real float64 (:func:`check_real`), and every
+    power's exponent is within ±MAX_EXPONENT (``z**40 * z**40`` is ``z**80``).
     """
     expr = _to_sympy(node, names, functions)
     check_real(expr)
+    for power in expr.atoms(sympy.Pow):
+        if power.exp.is_Number and abs(power.exp) > MAX_EXPONENT:
+            raise ParseError(
+                f"exponents are limited to ±{MAX_EXPONENT}, also after SymPy combines powers "
+                f"(here {power})"
+            )
     return expr
 
 

@@ -404,6 +404,12 @@ CORPUS = [
         "cost 25 together",
     ),
     (
+        "function-power-tower",
+        'name = "n"\n[functions]\nf = "(z**16)**16"\n' + NET.replace('"tanh"', '"f"'),
+        "functions.f",
+        "exponents are limited to ±64",
+    ),
+    (
         "too-many-functions",
         'name = "n"\n[functions]\n' + "".join(f'f{i} = "z + {i}"\n' for i in range(101)) + NET,
         "functions",
