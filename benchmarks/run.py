@@ -6,7 +6,8 @@ Usage::
     python benchmarks/run.py --quick    # short smoke run
 
 Every timed case runs in a fresh subprocess per setting: 1 and 2 threads (OMP_NUM_THREADS,
-OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and XLA's pool set before NumPy loads), with glibc's
+OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before NumPy loads, and the process pinned to as
+many CPUs, which is what holds XLA's pool to the count), with glibc's
 default malloc, and 1 thread with malloc told to keep freed memory. Within a subprocess the
 implementations of the case are timed interleaved (round-robin), best and median of repeats.
 JAX and PyTorch columns are filled only when they are installed (``pip install -e .[bench]``).
@@ -572,6 +573,10 @@ def main() -> None:
     parser.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker is not None:
+        # XLA sizes its thread pool from the CPUs it may use, whatever XLA_FLAGS say: pin
+        # the worker to as many CPUs as the setting has threads, for every library alike.
+        threads = int(os.environ["OMP_NUM_THREADS"])
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:threads])
         print(json.dumps(worker(args.quick, args.worker)))
         return
     start = time.perf_counter()
@@ -580,11 +585,6 @@ def main() -> None:
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
-        # XLA's CPU backend has its own thread pool: hold it to the same count.
-        env["XLA_FLAGS"] = (
-            f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
-            f"intra_op_parallelism_threads={threads}"
-        )
         env.update(ALLOCATORS[allocator])
         env["SYMBP_BENCH_ALLOCATOR"] = allocator
         print(f"timing with {threads} thread(s), {allocator} malloc ...", file=sys.stderr)

@@ -24,6 +24,9 @@ GENERATED = RESERVED | {"dims", "INPUT_SHAPES", "INPUT_KINDS"}
 BUILTINS = frozenset(dir(builtins))
 """Python's built-ins: the generated module's helpers call some of them (``zip``, ``float``)."""
 
+AMBIGUOUS = frozenset({"l", "O", "I"})
+"""Names read as 1 or 0: the generated module must pass ``ruff check`` (E741, E743)."""
+
 MODULES = frozenset({*sys.stdlib_module_names, "numpy", "sympy", "symbp"})
 """Module names a generated ``<name>.py`` would hide from imports in its directory."""
 
@@ -117,6 +120,12 @@ def check_name(name: object, what: str, *, key: str | None = None, value: bool =
     if name in GENERATED:
         raise SpecError(
             f"{name!r} is used by the generated module itself; choose another {what}", key=key
+        )
+    if name in AMBIGUOUS:
+        raise SpecError(
+            f"{name!r} reads like 1 or 0, and linters reject it in the generated module; "
+            f"choose another {what}",
+            key=key,
         )
     if name in helper_names():
         raise SpecError(f"{name!r} is a built-in function name; choose another {what}", key=key)

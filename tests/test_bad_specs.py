@@ -318,6 +318,12 @@ CORPUS = [
         "graph.inputs.A",
         '"scalar" stands alone',
     ),
+    (
+        "ambiguous-name",
+        graph(["O = w*x", "E = O*O"]),
+        "graph.steps[0]",
+        "reads like 1 or 0",
+    ),
     ("model-name-stdlib", 'name = "random"\n' + NET, "name", "name of a Python module"),
     (
         "function-python-builtin",
