@@ -187,9 +187,10 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
 
     TARGET is a spec (.toml: its module is generated to a temporary directory) or a module
     written by `symbp generate`. At a random float64 point, every parameter entry is moved by
-    ±h and ±2h (h = 1e-5·max(1, |θ|)) and the fourth-order central difference is compared with
-    backward(). relative error = |fd − bp| / max(|fd|, |bp|, 1e-5). Exit status 1 if any
-    parameter's largest relative error exceeds the tolerance.
+    ±h and ±2h (h = 1e-3·max(1, |θ|)) and the fourth-order central difference is compared with
+    backward(); near a ReLU kink, smaller and one-sided steps are taken. relative error =
+    |fd − bp| / max(|fd|, |bp|, 1e-5). Exit status 1 if any parameter's largest relative error
+    exceeds the tolerance.
 
     \b
     Example:

@@ -123,7 +123,16 @@ def _readable_polynomial(poly: sympy.Poly) -> sympy.Expr:
     return min((factored, expanded), key=sympy.count_ops)
 
 
-def _branch_points(condition: sympy.Basic) -> list[sympy.Rational]:
+def _branch_points(condition: sympy.Basic, bases) -> list[sympy.Rational]:
+    """The fit points where ``condition`` holds, table functions in it evaluated by body."""
+    bodies = {type(w): b for b, w in bases if isinstance(w, sympy.Function) and w.args == (Z,)}
+    for _ in range(len(bodies) + 1):
+        expanded = condition.replace(
+            lambda e: type(e) in bodies, lambda e: bodies[type(e)].subs(Z, e.args[0])
+        )
+        if expanded == condition:
+            break
+        condition = expanded
     return [p for p in _FIT_POINTS if bool(condition.subs(Z, p))]
 
 
@@ -138,7 +147,7 @@ def _rewrite(derivative: sympy.Expr, bases: Iterable[tuple[sympy.Expr, sympy.Exp
         taken = sympy.false
         for branch, condition in derivative.args:
             region = sympy.And(condition, sympy.Not(taken))
-            points = _branch_points(region)
+            points = _branch_points(region, bases)
             written = _condition_in_output(condition, bases[0])
             pieces.append((_rewrite_smooth(branch, bases, points), written))
             taken = sympy.Or(taken, condition)

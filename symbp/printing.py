@@ -225,6 +225,20 @@ class CodePrinter(NumPyPrinter):
             out = f"np.where({self._print(condition)}, {self._print(value)}, {out})"
         return out
 
+    def _print_And(self, expr):
+        return " & ".join(self._operand(a) for a in expr.args)
+
+    def _print_Or(self, expr):
+        return " | ".join(self._operand(a) for a in expr.args)
+
+    def _print_Not(self, expr):
+        return f"~{self._operand(expr.args[0])}"
+
+    def _operand(self, condition) -> str:
+        """A condition as an operand of ``&``, ``|`` or ``~``, which bind tighter than ``>``."""
+        text = self._print(condition)
+        return text if condition.is_Symbol else f"({text})"
+
     def _print_Relational(self, expr):
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 

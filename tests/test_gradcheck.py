@@ -32,3 +32,32 @@ def test_relu_networks_are_checked_at_live_units(build_module):
         result = check_module(module, seed=seed)
         assert result.ok
         assert not any(r.zero for r in result.rows), result.table()
+
+
+def test_kinks_near_the_point_do_not_fail_a_correct_gradient(build_module):
+    """Wide ReLU layers put some unit's kink within a step of the point at every seed: the
+    refined and one-sided stencils must still agree with a correct backward pass."""
+    module, _ = build_module(
+        network_spec(6, [(32, "relu"), (32, "relu"), (4, "identity")], "softmax_cross_entropy")
+    )
+    for seed in range(3):
+        result = check_module(module, seed=seed)
+        assert result.ok, result.table()
+
+
+def test_a_wrong_gradient_near_a_kink_still_fails(build_module):
+    """The kink handling must not excuse an error: scale one weight's gradient by 1.001."""
+    module, _ = build_module(
+        network_spec(6, [(32, "relu"), (4, "identity")], "softmax_cross_entropy")
+    )
+    backward = module.backward
+
+    def wrong(params, cache):
+        grads = backward(params, cache)
+        grads["W1"] = grads["W1"] * 1.001
+        return grads
+
+    module.backward = wrong
+    rows = {r.name: r for r in check_module(module, seed=0).rows}
+    assert not rows["W1"].ok
+    assert rows["b1"].ok

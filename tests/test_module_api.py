@@ -11,7 +11,7 @@ import pytest
 
 from symbp.build import derive
 from symbp.codegen import generate
-from symbp.gradcheck import random_inputs, random_params
+from symbp.gradcheck import check_module, random_inputs, random_params
 from symbp.spec import loads
 from tests.conftest import ROOT, network_spec
 
@@ -120,12 +120,62 @@ def test_calls_leave_their_arguments_intact(build_module, text):
     assert again == loss
 
 
-def test_deep_network_modules_pass_ruff(tmp_path):
-    """Long parameter lists wrap as ``ruff format`` wraps them, at every depth."""
-    for depth in (1, 9, 11, 13, 30):
-        text = network_spec(3, [(3, "relu")] * depth + [(2, "identity")], "squared_error")
-        (tmp_path / f"deep_{depth}.py").write_text(generate(derive(loads(text))))
+_INPUTS = ", ".join(f'input_number_{i} = "scalar"' for i in range(12))
+_CONSTANTS = ", ".join(f"constant_number_{i} = {i}.5" for i in range(6))
+_SUM = " + ".join(f"input_number_{i} * constant_number_{i % 6}" for i in range(12))
+_TANHS = " - ".join(f"tanh(input_number_{i})" for i in range(12))
+WIDE_GRAPH = (
+    f'name = "wide"\n[graph]\ninputs = {{ {_INPUTS} }}\n'
+    'params = { weight_of_the_first_kind = "scalar" }\n'
+    f"constants = {{ {_CONSTANTS} }}\n"
+    f'steps = ["E = weight_of_the_first_kind**2 * ({_SUM})'
+    f' + sigmoid(weight_of_the_first_kind * ({_TANHS}))"]\nloss = "E"\n'
+)
+NO_INPUTS = (
+    'name = "alone"\n[graph]\nparams = { w = "scalar" }\nsteps = ["E = (w - 1)**2"]\nloss = "E"\n'
+)
+
+
+def test_modules_of_any_size_pass_ruff(tmp_path):
+    """Long parameter lists, signatures and expressions wrap as ``ruff format`` wants, at
+    every depth and width: a module symbp writes needs no formatter."""
+    specs = {
+        f"deep_{depth}": network_spec(
+            3, [(3, "relu")] * depth + [(2, "identity")], "squared_error"
+        )
+        for depth in (1, 9, 11, 13, 30)
+    }
+    specs["deep_l2"] = network_spec(
+        3, [(3, "tanh")] * 30 + [(2, "identity")], "squared_error", l2=0.1
+    )
+    specs["gelu"] = network_spec(3, [(3, "gelu"), (3, "silu"), (2, "identity")], "squared_error")
+    specs["wide"] = WIDE_GRAPH
+    specs["alone"] = NO_INPUTS
+    for name, text in specs.items():
+        (tmp_path / f"{name}.py").write_text(generate(derive(loads(text))))
     config = ["--config", str(ROOT / "pyproject.toml")]
     for args in (["check", *config, str(tmp_path)], ["format", "--check", *config, str(tmp_path)]):
         run = subprocess.run([sys.executable, "-m", "ruff", *args], capture_output=True, text=True)
         assert run.returncode == 0, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize("text", [WIDE_GRAPH, NO_INPUTS])
+def test_wrapped_modules_still_pass_the_check(build_module, text):
+    module, _ = build_module(text)
+    assert check_module(module).ok
+
+
+def test_spec_text_cannot_break_out_of_the_docstring(tmp_path):
+    """The reader refuses such descriptions; codegen quotes them anyway (defence in depth)."""
+    import dataclasses
+
+    from symbp.gradcheck import load_module
+
+    derivation = derive(loads(SPEC))
+    text = 'ends """ here\\n and \\x41 "'
+    derivation.model = dataclasses.replace(derivation.model, description=text)
+    path = tmp_path / "quoted.py"
+    path.write_text(generate(derivation))
+    module = load_module(path)
+    assert text in module.__doc__
+    assert callable(module.forward)
