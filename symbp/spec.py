@@ -79,6 +79,16 @@ class Model:
     graph: Graph | None = None
     functions: dict[str, str] = field(default_factory=dict)
 
+    def _repr_markdown_(self) -> str:
+        """Jupyter shows the model's forward and backward equations, derived on demand."""
+        from symbp.build import derive
+        from symbp.latex import markdown
+
+        try:
+            return markdown(derive(self))
+        except SpecError as err:
+            return f"**{self.name}**: cannot be derived: {err}"
+
 
 def load(path: str | Path) -> Model:
     """Read and validate a spec file; raises SpecError naming the file and key."""

@@ -29,7 +29,7 @@ from symbp.latex import (
     render_latex,
 )
 from symbp.program import Builder, Program, Var
-from symbp.spec import Model, load
+from symbp.spec import Model, load, loads
 from tests.conftest import ROOT
 
 # ---------------------------------------------------------------- helpers (seed 004 file too)
@@ -424,3 +424,16 @@ def test_jupyter_shows_the_seed004_equations():
     assert r"\bar{w} &= \bar{z} x + \lambda w" in text
     assert r"\bar{z} &= \bar{y} y \left(1 - y\right)" in text
     assert text.count("$$") == 4
+
+
+def test_jupyter_shows_a_model_as_its_equations():
+    """The Model a user loads shows the same equations; one that cannot be derived says why."""
+    model = load(ROOT / "examples" / "logistic_l2.toml")
+    text = model._repr_markdown_()
+    assert r"\bar{w} &= \bar{z} x + \lambda w" in text
+    broken = loads(
+        'name = "g"\n[graph]\nparams = { w = "scalar", v = "scalar" }\n'
+        'steps = ["E = w**2"]\nloss = "E"\n'
+    )
+    assert "cannot be derived" in broken._repr_markdown_()
+    assert "'v'" in broken._repr_markdown_()
