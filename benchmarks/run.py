@@ -5,10 +5,9 @@ Usage::
     python benchmarks/run.py            # full run, prints tables, writes benchmarks/results.md
     python benchmarks/run.py --quick    # short smoke run
 
-Every timed case runs in a fresh subprocess per setting: 1 and 2 threads (OMP_NUM_THREADS,
+Every timed case runs in a fresh subprocess per thread count, 1 and 2 (OMP_NUM_THREADS,
 OPENBLAS_NUM_THREADS and MKL_NUM_THREADS set before NumPy loads, and the process pinned to as
-many CPUs, which is what holds XLA's pool to the count), with glibc's
-default malloc, and 1 thread with malloc told to keep freed memory. Within a subprocess the
+many CPUs, which is what holds XLA's pool to the count). Within a subprocess the
 implementations of the case are timed interleaved (round-robin), best and median of repeats.
 JAX and PyTorch columns are filled only when they are installed (``pip install -e .[bench]``).
 """
@@ -261,12 +260,7 @@ def worker(quick: bool, case: int) -> dict:
     except ImportError:
         have_jax = False
     repeats, budget = (3, 0.02) if quick else (15, 0.05)
-    out = {
-        "threads": int(os.environ["OMP_NUM_THREADS"]),
-        "allocator": os.environ.get("SYMBP_BENCH_ALLOCATOR", "glibc"),
-        "time": [],
-        "memory": [],
-    }
+    out = {"threads": int(os.environ["OMP_NUM_THREADS"]), "time": [], "memory": []}
     with tempfile.TemporaryDirectory() as tmp:
         for index, (label, inputs, layers, loss, batch, l2) in enumerate(CASES):
             if index != case:
@@ -318,7 +312,7 @@ def worker(quick: bool, case: int) -> dict:
                 res = time_interleaved(fns, repeats, budget)
                 out["time"].append({"case": label, "dtype": dtype, "t": res})
                 print(f"  {label} {dtype}", file=sys.stderr)
-                if out["threads"] == 1 and out["allocator"] == "glibc":
+                if out["threads"] == 1:
                     out["memory"].append(step_memory(np, module, params, X, T, layers, label))
     return out
 
@@ -474,22 +468,7 @@ def report(workers: list[dict], cost: dict, elapsed: float) -> str:
         "at both thread counts.",
         "",
     ]
-    default = [w for w in workers if w["allocator"] == "glibc"]
-    tuned = [w for w in workers if w["allocator"] != "glibc"]
-    lines += _time_table(default)
-    if tuned:
-        settings = ", ".join(f"`{k}={v}`" for k, v in ALLOCATORS["tuned"].items())
-        lines += [
-            "",
-            "### 1b. The same, glibc told to keep freed memory",
-            "",
-            f"With {settings} for every implementation alike. By default glibc returns freed "
-            "memory to the kernel once more than about twice the largest freed block sits "
-            "free, and the next call faults those pages in again (section 3 counts the "
-            "faults); here it keeps them, which shows the cost of the arithmetic alone.",
-            "",
-            *_time_table(tuned),
-        ]
+    lines += _time_table(workers)
     lines += [
         "",
         "## 2. Derivation cost: `derive` + codegen in process",
@@ -516,18 +495,14 @@ def report(workers: list[dict], cost: dict, elapsed: float) -> str:
         "a backward pass must hold. Peak = parameters + the peak the step allocates. "
         "`allocated ÷ needed` leaves the parameters out of both sides: the step's own "
         "allocations against gradients + activations. Page faults: minor faults per call "
-        "while timed in section 1 (1 thread, glibc's default), generated / gemm / numpy.",
+        "while timed in section 1 (1 thread), generated / gemm / numpy.",
         "",
         "| case | dtype | peak | minimum | peak ÷ minimum (target ≤ 1.3) | allocated ÷ needed "
         "| page faults per call |",
         "|---|---|---|---|---|---|---|",
     ]
-    timed = {
-        (r["case"], r["dtype"]): r["t"]
-        for w in workers
-        if w["threads"] == 1 and w["allocator"] == "glibc"
-        for r in w["time"]
-    }
+    single = [r for w in workers if w["threads"] == 1 for r in w["time"]]
+    timed = {(r["case"], r["dtype"]): r["t"] for r in single}
     for w in workers:
         for r in w["memory"]:
             ratio = r["peak"] / r["minimum"]
@@ -563,11 +538,13 @@ Found with line_profiler on the generated step and micro-benchmarks of single Nu
   `np.tanh` costs 2.1 ns per float64 entry on this machine, no more than an exp-based
   formula of the same accuracy (17.2 µs against 17.9 µs for 128 x 64, measured), so there
   is no faster formula to choose here.
-- **Page faults.** glibc hands freed memory back to the kernel when more than about twice
-  the largest freed block sits free, and the next call faults it in again: about 2 µs a
-  page on this virtual machine. Every step returns new gradients and a new cache, and
-  L2 adds one parameter-sized temporary (`dW1 += W1 * l2`: NumPy has no multiply-add into
-  an existing array). Section 3 counts the faults; section 1b shows the times without them.
+- **Page faults.** Timed as a training loop runs (each call's result kept until the next
+  returns), no implementation faults pages: section 3 shows 0 per call. A caller that drops
+  each result at once instead lets glibc hand the memory back to the kernel, and the next
+  call faults it in again, at about 2 µs a page on this virtual machine: measured apart,
+  up to ~750 faults a call on the 784-256-256-10 case, most of them from the one
+  parameter-sized temporary that L2 needs (`dW1 += W1 * l2`: NumPy has no multiply-add
+  into an existing array).
 - **JAX.** With one CPU, jit-compiled JAX and the generated step are within a few percent on
   the larger networks: XLA fuses the elementwise passes that NumPy makes one by one, and its
   products are slower than OpenBLAS's. The generated step is faster at small sizes, where
@@ -580,14 +557,8 @@ Found with line_profiler on the generated step and micro-benchmarks of single Nu
 """
 
 
-ALLOCATORS = {
-    "glibc": {},
-    # glibc hands freed memory back to the kernel above a threshold that grows with the
-    # largest block freed; these keep it, so no call faults its pages in again.
-    "tuned": {"MALLOC_TRIM_THRESHOLD_": str(2**28), "MALLOC_MMAP_THRESHOLD_": str(2**25)},
-}
-CONFIGS = [(1, "glibc"), (2, "glibc"), (1, "tuned")]
-"""Worker runs: thread count and allocator settings, each in a fresh process."""
+THREADS = (1, 2)
+"""Worker runs, each in fresh processes: the BLAS thread count (and CPUs pinned)."""
 
 
 def main() -> None:
@@ -604,14 +575,12 @@ def main() -> None:
         return
     start = time.perf_counter()
     workers = []
-    for threads, allocator in CONFIGS:
+    for threads in THREADS:
         env = dict(os.environ)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
-        env.update(ALLOCATORS[allocator])
-        env["SYMBP_BENCH_ALLOCATOR"] = allocator
-        print(f"timing with {threads} thread(s), {allocator} malloc ...", file=sys.stderr)
-        run = {"threads": threads, "allocator": allocator, "time": [], "memory": []}
+        print(f"timing with {threads} thread(s) ...", file=sys.stderr)
+        run = {"threads": threads, "time": [], "memory": []}
         for case in range(len(CASES)):
             # A fresh process per case: what the allocator has seen depends on history.
             cmd = [sys.executable, __file__, "--worker", str(case)]
