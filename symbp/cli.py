@@ -5,73 +5,16 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-import traceback
 import warnings
-from collections.abc import Callable, Iterator
-from functools import wraps
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from symbp import __version__
-from symbp.errors import SpecError, one_line
+from symbp.errors import SpecError
 from symbp.files import OutputError
-
-EXIT_FAILED_CHECK = 1
-EXIT_BAD_INPUT = 2
-
-
-def _fail(message: str, status: int = EXIT_BAD_INPUT) -> None:
-    click.echo(f"symbp: error: {one_line(message)}", err=True)
-    sys.exit(status)
-
-
-class CheckError(Exception):
-    """The generated module could not be checked (it raised, or its loss is not finite)."""
-
-
-def _guard(command: Callable) -> Callable:
-    """Turn a bad spec or a refused output into one line on stderr and exit status 2.
-
-    A check that cannot run is one line and exit status 1. Any other error is a bug in symbp:
-    it is still one line (exit status 2), and ``--debug`` shows its traceback.
-    """
-
-    @wraps(command)
-    def run(*args, **kwargs):
-        debug = click.get_current_context().find_root().params.get("debug", False)
-        try:
-            return command(*args, **kwargs)
-        except (SpecError, OutputError) as err:
-            if debug:
-                traceback.print_exc()
-            _fail(str(err))
-        except CheckError as err:
-            if debug:
-                traceback.print_exc()
-            _fail(str(err), EXIT_FAILED_CHECK)
-        except RecursionError:
-            if debug:
-                traceback.print_exc()
-            _fail("the input is too deeply nested to process")
-        except MemoryError:
-            if debug:
-                traceback.print_exc()
-            _fail("not enough memory: the model's arrays are too large for this machine")
-        except OSError as err:
-            if debug:
-                traceback.print_exc()
-            where = f"{err.filename}: " if err.filename else ""
-            _fail(f"{where}{err.strerror or err}")
-        except Exception as err:
-            if debug:
-                traceback.print_exc()
-            _fail(
-                f"internal error: {type(err).__name__}: {err}; please report it "
-                "(rerun with --debug for the traceback)"
-            )
-
-    return run
+from symbp.guard import EXIT_FAILED_CHECK, CheckError, guard
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -132,7 +75,7 @@ def _internal(spec: Path) -> Iterator[None]:
     help="Output file (one spec) or directory. Default: generated/<name>.py.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files symbp did not write.")
-@_guard
+@guard
 def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
     """Write the NumPy module of each SPEC.
 
@@ -181,7 +124,7 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
     type=click.FloatRange(0, min_open=True),
     help="Largest relative error that passes.",
 )
-@_guard
+@guard
 def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
     """Check gradients against finite differences, for a spec or a generated module.
 
@@ -263,7 +206,7 @@ def _load_generated(path: Path):
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-@_guard
+@guard
 def demo(directory: Path | None) -> None:
     """Generate and check every built-in example, with no other arguments.
 

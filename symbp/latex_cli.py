@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 
 import click
 
-
-def _guard(command):
-    """``symbp.cli``'s guard, looked up when the command runs: ``symbp.cli`` imports this
-    module, so importing it here first would make ``import symbp.latex_cli`` circular."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from symbp.cli import _guard as guard
-
-        return guard(command)(*args, **kwargs)
-
-    return run
+from symbp.guard import fail, guard
 
 
 @click.command("latex")
@@ -40,7 +28,7 @@ def _guard(command):
     "with δˡ and BP1–BP4 (seed002).",
 )
 @click.option("--force", is_flag=True, help="Overwrite an output file symbp did not write.")
-@_guard
+@guard
 def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, force: bool) -> None:
     """Write the backprop derivation of SPEC as a LaTeX document.
 
@@ -53,7 +41,7 @@ def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, for
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
     """
-    from symbp.cli import _derive, _fail
+    from symbp.cli import _derive
     from symbp.files import write_all
     from symbp.latex import LatexError, compile_pdf, render_latex
 
@@ -65,4 +53,4 @@ def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, for
         try:
             click.echo(f"wrote {compile_pdf(path)}")
         except LatexError as err:
-            _fail(str(err))
+            fail(str(err))

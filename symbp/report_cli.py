@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 import re
@@ -14,23 +13,11 @@ from pathlib import Path
 import click
 
 from symbp.errors import SpecError
+from symbp.guard import guard
 from symbp.redundancy import DEFAULT_MAX_OPS, DEFAULT_TIMEOUT, Report, report, sweep
 from symbp.spec import Layer, Model, load
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.\s*(\d+))?\s*$")
-
-
-def _guard(command):
-    """``symbp.cli``'s guard, looked up when the command runs: ``symbp.cli`` imports this
-    module, so importing it here first would make ``import symbp.report_cli`` circular."""
-
-    @functools.wraps(command)
-    def run(*args, **kwargs):
-        from symbp.cli import _guard as guard
-
-        return guard(command)(*args, **kwargs)
-
-    return run
 
 
 def _parse_range(text: str, what: str) -> list[int]:
@@ -150,7 +137,7 @@ def _network_family(model: Model):
     type=click.FloatRange(0.1),
     help="Seconds per case.",
 )
-@_guard
+@guard
 def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_ops, timeout):
     """Count naive differentiation against CSE and backprop, and show the redundancy.
 
