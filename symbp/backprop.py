@@ -17,7 +17,16 @@ import sympy
 from symbp import naming
 from symbp.errors import SpecError
 from symbp.ops import OPS, Lazy
-from symbp.program import Builder, Program, Shape, active_values, broadcast_shapes, with_eqns
+from symbp.program import (
+    Builder,
+    Eqn,
+    Program,
+    Shape,
+    active_values,
+    broadcast_shapes,
+    dim_expr,
+    with_eqns,
+)
 
 
 def backprop(program: Program) -> Program:
@@ -38,9 +47,30 @@ def backprop(program: Program) -> Program:
             if piece is not None:
                 pending.setdefault(arg, []).append(piece)
     for param in program.params:
-        g = ctx.total(param, pending.pop(param))
-        out.grads[param] = ctx.full(g, param, naming.adjoint(param))
-    return out
+        # A parameter whose every path was multiplied by zero (W - W) gets no contribution.
+        g = ctx.total(param, pending.pop(param, []))
+        grad = ctx.full(g, param, naming.adjoint(param))
+        if not ctx.owned(grad) or grad in out.grads.values():
+            # The caller gets arrays of its own: never a parameter, an input, the cache, a view
+            # of one, or the array of another gradient.
+            grad = ctx.op("copy", [grad], {"of": param}, naming.adjoint(param))
+        out.grads[param] = grad
+    return _without_dead(out)
+
+
+def _without_dead(program: Program) -> Program:
+    """Drop backward assignments no gradient reads (a cotangent that was multiplied by 0)."""
+    needed = set(program.grads.values())
+    kept = []
+    for eqn in reversed(program.backward_eqns):
+        if eqn.out in needed:
+            needed.update(eqn.args)
+            kept.append(eqn)
+    removed = {e.out for e in program.backward_eqns} - {e.out for e in kept}
+    program.eqns = program.forward_eqns + kept[::-1]
+    for name in removed:
+        del program.vars[name]
+    return program
 
 
 def _active_values(program: Program) -> set[str]:
@@ -63,16 +93,41 @@ class _Backward:
     def __init__(self, program: Program):
         self.program = program
         self.builder = Builder(program)
+        self.first_backward = len(program.eqns)
+        self.numbers = set(program.vars) - program.arrays()
+        """Forward values that are Python numbers: constants and what is computed from them."""
+
+    @property
+    def produced(self) -> dict[str, Eqn]:
+        return {e.out: e for e in self.program.eqns[self.first_backward :]}
 
     def shape(self, name: str) -> Shape:
         return self.program.vars[name].shape
 
     def _array_names(self, expr: sympy.Expr) -> list[str]:
+        """The arrays ``expr`` reads (not constants, nor values of constants alone)."""
         return [
             s.name
             for s in expr.free_symbols
-            if s.name in self.program.vars and self.program.vars[s.name].role != "const"
+            if s.name in self.program.vars and s.name not in self.numbers
         ]
+
+    def actual_shape(self, expr: sympy.Expr) -> Shape:
+        """The shape of ``expr`` computed as written: the broadcast of the values it reads.
+
+        A cotangent's own shape may be larger (the cotangent of a sum is 1, for every entry).
+        """
+        return broadcast_shapes(*(self.shape(n) for n in self._array_names(expr)))
+
+    def owned(self, name: str) -> bool:
+        """Whether ``name`` is a new array the backward pass made (not a view or another name
+        of a parameter, an input or a cached forward value)."""
+        eqn = self.produced.get(name)
+        if eqn is None:
+            return False
+        op = OPS[eqn.op]
+        alias = eqn.op == "ewise" and eqn.attr("expr").is_Symbol
+        return op.fresh and not op.view and not alias
 
     def total(self, name: str, pieces: list[Lazy]) -> Lazy:
         """The cotangent of ``name``: its contributions summed, named ``d<name>`` unless trivial.
@@ -95,7 +150,7 @@ class _Backward:
     def full(self, g: Lazy, like: str, name: str) -> str:
         """``g`` as an array of exactly the shape of ``like``."""
         target = self.shape(like)
-        if not g.expr.free_symbols - _dims(g.expr):
+        if not self._array_names(g.expr):
             return self.builder.emit("fill", [like], {"value": g.expr}, name=name)
         gv = self.var(g, name)
         if self.shape(gv) == target:
@@ -106,22 +161,37 @@ class _Backward:
         return self.builder.emit(op, args, attrs, name=name)
 
     def unbroadcast(self, g: Lazy, shape: Shape, name: str) -> Lazy:
-        """Sum ``g`` over the axes NumPy broadcast it along, so that it fits ``shape``."""
+        """Sum ``g`` over the axes NumPy broadcast it along, so that it fits ``shape``.
+
+        Along an axis the expression does not vary on (the cotangent 1 of a sum, a bias row
+        added to a batch), the sum of its n equal entries is n times one of them: no array is
+        made for it.
+        """
         if len(g.shape) <= len(shape) and all(
             d == t or d == 1 for d, t in zip(g.shape[::-1], shape[::-1], strict=False)
         ):
             return g
+        actual = self.actual_shape(g.expr)
+        extra = len(g.shape) - len(shape)
+        scale: sympy.Expr = sympy.Integer(1)
+        summed = False
+        for i, d in enumerate(g.shape):
+            k = i - (len(g.shape) - len(actual))  # the same axis in ``actual``, if it has it
+            reduced = i < extra or (shape[i - extra] == 1 and d != 1)
+            varies = k >= 0 and actual[k] != 1
+            if reduced and not varies:
+                scale *= dim_expr(d)
+            summed |= reduced and k >= 0 and (varies or i < extra)
+        if not summed:
+            return Lazy(g.expr * scale, shape)
         if not shape:
-            return Lazy(sympy.Symbol(self.op("sum", [self.var(g, name + "_all")], {}, name)), ())
+            total = self.op("sum", [self.var(g, name + "_all")], {}, name)
+            return Lazy(sympy.Symbol(total) * scale, ())
         current = self.var(g, name + "_full")
-        extra = len(self.shape(current)) - len(shape)
-        for _ in range(extra):
+        for _ in range(len(actual) - len(shape)):
             current = self.op("sum", [current], {"axis": 0}, name)
-        for axis, (d, t) in enumerate(zip(self.shape(current), shape, strict=True)):
-            if t == 1 and d != 1:
+        now = self.shape(current)
+        for axis, d in enumerate(now):
+            if shape[axis - len(now) + len(shape)] == 1 and d != 1:
                 current = self.op("sum", [current], {"axis": axis, "keepdims": True}, name)
-        return Lazy(sympy.Symbol(current), shape)
-
-
-def _dims(expr: sympy.Expr) -> set[sympy.Symbol]:
-    return {s for s in expr.free_symbols if s.is_integer}
+        return Lazy(sympy.Symbol(current) * scale, shape)

@@ -137,7 +137,7 @@ def _last_reads(eqns: list[Eqn], keep: set[str]) -> dict[str, int]:
     never = len(eqns)
     last: dict[str, int] = {}
     for i, eqn in enumerate(eqns):
-        for arg in eqn.args:
+        for arg in eqn.reads:
             last[arg] = i
     for name in keep:
         last[name] = never

@@ -34,7 +34,8 @@ def generate(derivation: Derivation) -> str:
 
 def module_context(derivation: Derivation) -> dict:
     program = derivation.program
-    printers = Printers(derivation.functions)
+    arrays = program.arrays() | (derivation.predict.arrays() if derivation.predict else set())
+    printers = Printers(derivation.functions, arrays=arrays)
     cached = _cached(program)
     forward = _lines(program.forward_eqns, printers, program, {*cached, program.loss})
     backward = _lines(program.backward_eqns, printers, program, set(program.grads.values()))
@@ -341,7 +342,7 @@ def _cached(program: Program) -> list[str]:
     defined = {e.out for e in program.backward_eqns}
     needed: dict[str, None] = {}
     for eqn in program.backward_eqns:
-        for name in _reads(eqn):
+        for name in eqn.reads:
             if name not in defined and program.vars[name].role != "param":
                 needed.setdefault(name)
     for grad in program.grads.values():
@@ -350,14 +351,8 @@ def _cached(program: Program) -> list[str]:
     return list(needed) + _dims_used(program.backward_eqns)
 
 
-def _reads(eqn: Eqn) -> list[str]:
-    return list(eqn.args)
-
-
 def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
-    params = {
-        a for e in program.backward_eqns for a in _reads(e) if program.vars[a].role == "param"
-    }
+    params = {a for e in program.backward_eqns for a in e.reads if program.vars[a].role == "param"}
     params |= {g for g in program.grads.values() if program.vars[g].role == "param"}
     lines = [f'{p} = params["{p}"]' for p in program.params if p in params]
     lines += [f'{c} = cache["{c}"]' for c in cached]

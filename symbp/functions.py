@@ -188,13 +188,20 @@ def _rewrite_smooth(derivative, bases, points):
     return derivative
 
 
-def _make_class(name: str, derivative: Callable[[sympy.Expr], sympy.Expr]) -> type:
+def _make_class(
+    name: str, body: sympy.Expr, derivative: Callable[[sympy.Expr], sympy.Expr]
+) -> type:
     def fdiff(self, argindex=1):
         if argindex != 1:
             raise sympy.ArgumentIndexError(self, argindex)
         return derivative(self.args[0])
 
-    return type(name, (sympy.Function,), {"nargs": 1, "fdiff": fdiff, "__module__": __name__})
+    def _eval_evalf(self, prec):
+        # A constant argument (softplus(1) in a step) folds to a number through the body.
+        return body.subs(Z, self.args[0])._eval_evalf(prec)
+
+    namespace = {"nargs": 1, "fdiff": fdiff, "_eval_evalf": _eval_evalf, "__module__": __name__}
+    return type(name, (sympy.Function,), namespace)
 
 
 class FunctionTable(Mapping[str, ElementwiseFunction]):
@@ -266,7 +273,7 @@ def _define(
         def derivative(arg: sympy.Expr) -> sympy.Expr:
             return derivative_template().subs(Z, arg)
 
-        cls = _make_class(name, derivative)
+        cls = _make_class(name, body, derivative)
         holder["cls"] = cls
     user = numpy is None
     if numpy is None:

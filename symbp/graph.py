@@ -18,7 +18,7 @@ from symbp.errors import SpecError
 from symbp.functions import FunctionTable
 from symbp.names import check_name, clashes
 from symbp.ops import FUSED_LOSSES, fused_loss_attrs
-from symbp.parse import ParseError, check_real, quoted
+from symbp.parse import ARITHMETIC, ParseError, check_real, quoted
 from symbp.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
 from symbp.spec import Graph, Model, _kind, _only_keys
 
@@ -130,10 +130,15 @@ def parse_shape(text: str, *, key: str | None = None) -> Shape:
 
 @dataclass(frozen=True)
 class _Value:
-    """A lowered subtree: an elementwise expression over value names, and its shape."""
+    """A lowered subtree: an elementwise expression over value names, and its shape.
+
+    ``arrays`` names the arrays the subtree reads, even where SymPy simplified them away:
+    ``W - W`` is 0, but its shape is W's.
+    """
 
     expr: sympy.Expr
     shape: Shape
+    arrays: frozenset[str] = frozenset()
 
 
 def build_graph(model: Model, functions: FunctionTable) -> Program:
@@ -251,6 +256,8 @@ class _Lowering:
         self.dims = dims
         self.declared = set(builder.vars)
         self.defined: set[str] = set()
+        self.arrays = {n for n, v in builder.vars.items() if v.role in ("input", "param")}
+        """Names whose values are NumPy arrays (constants and numbers are Python floats)."""
         self.targets = {}
         from symbp.parse import ParseError, parse_step
 
@@ -284,11 +291,9 @@ class _Lowering:
             self.current = index
             self.step_target = target
             result = self.lower(tree, target=target)
-            if isinstance(result, str):
-                if result != target:
-                    self.builder.ewise(sympy.Symbol(result), name=target, exact_name=True)
-            else:
-                self.builder.ewise(result.expr, name=target, exact_name=True)
+            if result != target:
+                value = self._named(result) if isinstance(result, str) else result
+                self._materialize(value, target, exact_name=True)
             self.defined.add(target)
         except SpecError as err:
             raise SpecError(f"{err.message} {step}", key=key) from None
@@ -303,32 +308,20 @@ class _Lowering:
             return self._name(node.id)
         if isinstance(node, P.Neg):
             inner = self.value(node.operand)
-            return _Value(-inner.expr, inner.shape)
+            return _Value(-inner.expr, inner.shape, inner.arrays)
         if isinstance(node, P.BinOp):
             affine = self._affine(node, target)
             if affine is not None:
                 return affine
             if node.op == "@":
                 left, right = self.var(node.left), self.var(node.right)
-                return self.builder.emit(
-                    "matmul",
-                    [left, right],
-                    {},
-                    name=self._temp(target, "mm"),
-                    exact_name=target is not None,
-                )
+                return self._tensor("matmul", [left, right], {}, target, "mm")
             return self._elementwise(node.op, self.value(node.left), self.value(node.right))
         if isinstance(node, P.Transpose):
             inner = self.var(node.operand)
             if len(self.builder.vars[inner].shape) < 2:
                 return inner
-            return self.builder.emit(
-                "transpose",
-                [inner],
-                {},
-                name=self._temp(target, "T"),
-                exact_name=target is not None,
-            )
+            return self._tensor("transpose", [inner], {}, target, "T")
         if isinstance(node, P.Call):
             return self._call(node, target)
         raise SpecError(f"unsupported expression {node!r}")
@@ -347,18 +340,22 @@ class _Lowering:
             a, w = self.var(product.left), self.var(product.right)
             shapes = [self.builder.vars[n].shape for n in (a, w)]
             b = self._name(bias.id)
-            if len(shapes[0]) == 2 and len(shapes[1]) == 2 and b.shape == shapes[1][1:]:
-                name = self._temp(target, "pre")
-                return self.builder.emit(
-                    "affine", [a, w, bias.id], {}, name=name, exact_name=target is not None
-                )
+            if (
+                len(shapes[0]) == 2
+                and len(shapes[1]) == 2
+                and b.shape == shapes[1][1:]
+                and bias.id in self.arrays
+            ):
+                return self._tensor("affine", [a, w, bias.id], {}, target, "pre")
         return None
 
     def value(self, node) -> _Value:
         result = self.lower(node)
-        if isinstance(result, str):
-            return _Value(sympy.Symbol(result), self.builder.vars[result].shape)
-        return result
+        return self._named(result) if isinstance(result, str) else result
+
+    def _named(self, name: str) -> _Value:
+        arrays = frozenset({name}) if name in self.arrays else frozenset()
+        return _Value(sympy.Symbol(name), self.builder.vars[name].shape, arrays)
 
     def var(self, node) -> str:
         result = self.lower(node)
@@ -368,7 +365,24 @@ class _Lowering:
             return result.expr.name
         if not result.expr.free_symbols:
             raise SpecError("a number cannot be the operand of @, .T, sum or a loss here")
-        return self.builder.ewise(result.expr, name=self._temp(None, "t"))
+        return self._materialize(result, self._temp(None, "t"))
+
+    def _materialize(self, value: _Value, name: str, *, exact_name: bool = False) -> str:
+        """An elementwise value as an assignment, of the shape of every array it read."""
+        out = self.builder.ewise(
+            value.expr, name=name, exact_name=exact_name, shape_of=value.arrays
+        )
+        if value.arrays:
+            self.arrays.add(out)
+        return out
+
+    def _tensor(self, op: str, args: list[str], attrs: dict, target: str | None, suffix: str):
+        """An op on arrays (``@``, ``.T``, a reduction, a loss): its result is an array."""
+        out = self.builder.emit(
+            op, args, attrs, name=self._temp(target, suffix), exact_name=target is not None
+        )
+        self.arrays.add(out)
+        return out
 
     def _temp(self, target: str | None, suffix: str) -> str:
         """The step's own name for its top node, ``<step>_<suffix>`` for values inside it."""
@@ -378,8 +392,7 @@ class _Lowering:
 
     def _name(self, name: str) -> _Value:
         if name in self.declared or name in self.defined:
-            var = self.builder.vars[name]
-            return _Value(sympy.Symbol(name), var.shape)
+            return self._named(name)
         if name in self.targets and self.targets[name] >= self.current:
             raise SpecError(f"'{name}' is used before the step that defines it")
         if name in self.dims:
@@ -396,21 +409,14 @@ class _Lowering:
                 f"broadcast in '{op}'"
             ) from None
         a, b = left.expr, right.expr
-        if op == "+":
-            return _Value(_real(a + b), shape)
-        if op == "-":
-            return _Value(_real(a - b), shape)
-        if op == "*":
-            return _Value(_real(a * b), shape)
-        if op == "/":
-            if b == 0:
-                raise SpecError("division by the number zero")
-            return _Value(_real(a / b), shape)
-        if op == "**":
-            if a == 0 and b.is_number and b.is_negative:
-                raise SpecError("zero raised to a negative power")
-            return _Value(_real(a**b), shape)
-        raise SpecError(f"unsupported operator {op}")
+        arrays = left.arrays | right.arrays
+        if op == "/" and b == 0:
+            raise SpecError("division by the number zero")
+        if op == "**" and a == 0 and b.is_number and b.is_negative:
+            raise SpecError("zero raised to a negative power")
+        if op not in ARITHMETIC:
+            raise SpecError(f"unsupported operator {op}")
+        return _Value(_real(ARITHMETIC[op](a, b)), shape, arrays)
 
     def _call(self, node, target: str | None):
         name, args = node.func, node.args
@@ -425,10 +431,10 @@ class _Lowering:
                     f"axis={axis} is out of range for {name} of a value of shape "
                     f"({shape_text(shape)})"
                 )
+            if source not in self.arrays:
+                return source  # the sum or mean of one number (a constant) is that number
             attrs = {} if axis is None else {"axis": axis % len(shape)}
-            return self.builder.emit(
-                name, [source], attrs, name=self._temp(target, name), exact_name=target is not None
-            )
+            return self._tensor(name, [source], attrs, target, name)
         if node.axis is not None:
             raise SpecError(f"{name} takes no axis; only sum and mean do")
         if name in FUSED_LOSSES:
@@ -441,18 +447,16 @@ class _Lowering:
                     "got a scalar; use sigmoid_binary_cross_entropy for one logit"
                 )
             attrs = fused_loss_attrs(self.builder.vars[z].shape, "mean")
-            return self.builder.emit(
-                name, [z, t], attrs, name=self._temp(target, "loss"), exact_name=target is not None
-            )
+            return self._tensor(name, [z, t], attrs, target, "loss")
         if name in self.functions:
             if len(args) != 1:
                 raise SpecError(f"{name} takes one argument, got {len(args)}")
             inner = self.value(args[0])
-            applied = _Value(_real(self.functions[name](inner.expr)), inner.shape)
+            applied = _Value(_real(self.functions[name](inner.expr)), inner.shape, inner.arrays)
             if target is not None:
                 return applied
             # A function inside a larger expression becomes a value of its own, so the backward
             # pass can reuse its output (tanh′ = 1 − tanh²) instead of computing it again.
-            return self.builder.ewise(applied.expr, name=self._temp(None, name))
+            return self._materialize(applied, self._temp(None, name))
         known = sorted([*self.functions, "sum", "mean", *FUSED_LOSSES])
         raise SpecError(f"unknown function '{name}'; known: {', '.join(known)}")

@@ -49,11 +49,15 @@ class VJPContext(Protocol):
 
     def unbroadcast(self, g: Lazy, shape: Shape, name: str) -> Lazy: ...
 
+    def actual_shape(self, expr: sympy.Expr) -> Shape: ...
+
 
 class Printers(Protocol):
     """The expression printers the code and LaTeX generators hand to op forms."""
 
     def numpy(self, expr: sympy.Expr) -> str: ...
+
+    def numpy_value(self, expr: sympy.Expr, args: Sequence[str]) -> str: ...
 
     def latex(self, expr: sympy.Expr) -> str: ...
 
@@ -187,18 +191,21 @@ class Ewise(Op):
                 results.append(None)
                 continue
             partial = _partial(expr, eqn.args, arg, out_symbol)
+            if partial == 0:  # an argument SymPy simplified away (W - W) gets nothing
+                results.append(None)
+                continue
             contribution = Lazy(g.expr * partial, broadcast_shapes(g.shape, out_shape))
             results.append(ctx.unbroadcast(contribution, ctx.shape(arg), name))
         return results
 
     def numpy(self, args, attrs, pr):
-        return pr.numpy(attrs["expr"])
+        return pr.numpy_value(attrs["expr"], args)
 
     fresh = True
     elementwise = True
 
     def aliases(self, eqn, pr):
-        return pr.numpy(eqn.attr("expr")).isidentifier()
+        return self.numpy(list(eqn.args), dict(eqn.attrs), pr).isidentifier()
 
     def into(self, out, buffer, args, attrs, pr):
         code = pr.numpy_into(attrs["expr"], buffer)
@@ -463,13 +470,19 @@ def _reduction(method: str, arg: str, attrs: dict[str, Any]) -> str:
 
 
 def _spread(ctx: VJPContext, g: Lazy, source: Shape, axis: int | None, keepdims: bool, name: str):
-    """The cotangent of a reduction's input: ``g`` broadcast back over the reduced axis."""
-    if axis is None or keepdims or axis % len(source) == 0:
+    """The cotangent of a reduction's input: ``g`` broadcast back over the reduced axis.
+
+    ``g`` lines up with the input's axes after the reduced one; where it has axes before it,
+    a new axis of length 1 goes between (``dv[:, None]``)."""
+    if axis is None or keepdims:
         return Lazy(g.expr, g.shape)
+    axis %= len(source)
+    spread = (*source[:axis], 1, *source[axis + 1 :])
+    before = axis - (len(source) - 1 - len(ctx.actual_shape(g.expr)))
+    if before <= 0:
+        return Lazy(g.expr, spread)
     gv = ctx.var(g, name)
-    return Lazy(
-        _sym(ctx.op("expand_dims", [gv], {"axis": axis % len(source)}, name + "_col")), source
-    )
+    return Lazy(_sym(ctx.op("expand_dims", [gv], {"axis": before}, name + "_col")), spread)
 
 
 class Sum(Op):
@@ -599,6 +612,34 @@ class SumSquares(Op):
 
     def text(self, args, attrs, pr):
         return f"‖{args[0]}‖²"
+
+
+class Copy(Op):
+    """A new array holding ``a``: a gradient the caller may change in place without changing
+    a parameter, an input, the cache or another gradient."""
+
+    name = "copy"
+    arity = 1
+    fresh = True
+
+    def shape(self, shapes, attrs):
+        _check_arity(self, shapes)
+        return shapes[0]
+
+    def scalar(self, args, attrs):
+        return np.array(args[0], dtype=object)
+
+    def vjp(self, ctx, eqn, g, needs, names):
+        return [g if needs[0] else None]
+
+    def numpy(self, args, attrs, pr):
+        return f"{args[0]}.copy()"
+
+    def latex(self, args, attrs, pr):
+        return pr.latex_name(args[0])
+
+    def text(self, args, attrs, pr):
+        return args[0]
 
 
 class Fill(Op):
@@ -851,6 +892,7 @@ OPS: dict[str, Op] = {
         Mean(),
         ExpandDims(),
         SumSquares(),
+        Copy(),
         Fill(),
         Broadcast(),
         Softmax(),

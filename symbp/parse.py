@@ -418,11 +418,11 @@ def _numeric(node: Node) -> sympy.Rational | None:
         left, right = _numeric(node.left), _numeric(node.right)
         if left is None or right is None or (node.op == "/" and right == 0):
             return None
-        return _ARITHMETIC[node.op](left, right)
+        return ARITHMETIC[node.op](left, right)
     return None
 
 
-_ARITHMETIC: dict[str, Callable[[sympy.Expr, sympy.Expr], sympy.Expr]] = {
+ARITHMETIC: dict[str, Callable[[sympy.Expr, sympy.Expr], sympy.Expr]] = {
     "+": lambda a, b: a + b,
     "-": lambda a, b: a - b,
     "*": lambda a, b: a * b,
@@ -547,7 +547,7 @@ def _to_sympy(
         b = _to_sympy(node.right, names, functions)
         if node.op == "/" and b == 0:
             raise ParseError("division by zero")
-        return _ARITHMETIC[node.op](a, b)
+        return ARITHMETIC[node.op](a, b)
     if isinstance(node, Call):
         if node.axis is not None:
             raise ParseError("axis= is not allowed in a scalar expression")

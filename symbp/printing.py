@@ -7,7 +7,7 @@ prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stay
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 import sympy
 from sympy.printing.latex import LatexPrinter
@@ -243,6 +243,19 @@ class CodePrinter(NumPyPrinter):
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
 
 
+def _dtype_carrier(expr: sympy.Expr, arrays: frozenset[str]) -> str | None:
+    """The array whose dtype ``expr`` must be cast to, if it reads arrays only in conditions
+    (a condition itself stays boolean)."""
+    if isinstance(expr, sympy.logic.boolalg.Boolean):
+        return None
+    conditions = list(expr.atoms(sympy.core.relational.Relational))
+    outside = expr.xreplace({c: sympy.Dummy() for c in conditions}).free_symbols
+    if any(s.name in arrays for s in outside):
+        return None
+    inside = sorted(s.name for c in conditions for s in c.free_symbols if s.name in arrays)
+    return inside[0] if inside else None
+
+
 class TextPrinter(StrPrinter):
     """Equations for docstrings: SymPy's ``str`` with the table's function names."""
 
@@ -288,10 +301,20 @@ class MathLatexPrinter(LatexPrinter):
 
 
 class Printers:
-    """The printers one Program is shown with; op forms call these for their expressions."""
+    """The printers one Program is shown with; op forms call these for their expressions.
 
-    def __init__(self, functions: FunctionTable, latex_names: Mapping[str, str] | None = None):
+    ``arrays`` names the values that are NumPy arrays when the module runs (the rest are
+    Python numbers: constants, and values computed from constants alone).
+    """
+
+    def __init__(
+        self,
+        functions: FunctionTable,
+        latex_names: Mapping[str, str] | None = None,
+        arrays: Iterable[str] = (),
+    ):
         self.functions = functions
+        self.arrays = frozenset(arrays)
         self.code = CodePrinter(functions)
         self._text = TextPrinter(functions)
         self._latex_names = dict(latex_names or {})
@@ -301,6 +324,21 @@ class Printers:
 
     def numpy(self, expr: sympy.Expr) -> str:
         return self.code.doprint_expr(expr)
+
+    def numpy_value(self, expr: sympy.Expr, args: Iterable[str]) -> str:
+        """An elementwise assignment's right-hand side: an array of the parameters' dtype and
+        of the broadcast shape of all ``args``, also those SymPy simplified away (``W - W``
+        prints as ``0 + np.zeros_like(W)``). A value that reads arrays only in conditions
+        (``np.where(r > 0, 1, 0)``) would be integer, so it takes the dtype of such an array.
+        """
+        code = self.numpy(expr)
+        used = {s.name for s in expr.free_symbols}
+        missing = [a for a in args if a not in used and a in self.arrays]
+        if missing:
+            zeros = [f"np.zeros_like({a})" for a in missing]
+            return " + ".join(zeros if expr == 0 else [code, *zeros])
+        carrier = _dtype_carrier(expr, self.arrays)
+        return code if carrier is None else f"np.asarray({code}, dtype={carrier}.dtype)"
 
     def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None:
         return self.code.into(expr, buffer)

@@ -87,6 +87,17 @@ class Eqn:
     def key(self) -> tuple:
         return (self.op, self.args, self.attrs)
 
+    @property
+    def reads(self) -> tuple[str, ...]:
+        """The values the assignment reads: its arguments, and names in its attributes (the
+        constant value a ``fill`` holds may be a value of constants)."""
+        named = dict.fromkeys(self.args)
+        for _, value in self.attrs:
+            if isinstance(value, sympy.Basic):
+                symbols = sorted(value.free_symbols, key=lambda s: s.name)
+                named.update(dict.fromkeys(s.name for s in symbols if not s.is_integer))
+        return tuple(named)
+
 
 @dataclass
 class Program:
@@ -131,6 +142,16 @@ class Program:
 
     def shape(self, name: str) -> Shape:
         return self.vars[name].shape
+
+    def arrays(self) -> set[str]:
+        """Names whose values are NumPy arrays when the module runs: inputs, parameters and
+        what is computed from an array. Constants, and elementwise values of constants alone,
+        are Python numbers."""
+        found = {n for n in (*self.inputs, *self.params)}
+        for eqn in self.eqns:
+            if eqn.op != "ewise" or found.intersection(eqn.args):
+                found.add(eqn.out)
+        return found
 
     def __str__(self) -> str:
         lines = [f"program {self.name}:"]
@@ -190,7 +211,10 @@ class Builder:
         items = tuple(sorted(attrs.items())) if isinstance(attrs, Mapping) else tuple(attrs)
         eqn_key = (op, tuple(args), items)
         if eqn_key in self._numbered:
-            return self._numbered[eqn_key]
+            existing = self._numbered[eqn_key]
+            if exact_name and existing != name:
+                return self.alias(existing, name, doc=doc)
+            return existing
         shapes = [self.vars[a].shape for a in eqn_key[1]]
         shape = OPS[op].shape(shapes, dict(items))
         if exact_name:
@@ -204,16 +228,34 @@ class Builder:
         self._numbered[eqn_key] = out
         return out
 
+    def alias(self, existing: str, name: str, *, doc: str = "") -> str:
+        """``name = existing``: a step that repeats an earlier one (or names a value again)
+        gets its own name, without computing anything twice."""
+        if name in self.vars:
+            raise SpecError(f"'{name}' is assigned twice; each name may be assigned once")
+        self.vars[name] = replace(self.vars[existing], name=name, role="value", doc=doc)
+        expr = sympy.Symbol(existing)
+        self.program.eqns.append(Eqn(name, "ewise", (existing,), (("expr", expr),)))
+        return name
+
     def declare(self, var: Var) -> None:
         self.vars[var.name] = var
 
     def ewise(
-        self, expr: sympy.Expr, *, name: str, exact_name: bool = False, doc: str = ""
+        self,
+        expr: sympy.Expr,
+        *,
+        name: str,
+        exact_name: bool = False,
+        doc: str = "",
+        shape_of: Iterable[str] = (),
     ) -> str:
         """Assign an elementwise expression over value names, sharing repeated subexpressions.
 
         Subexpressions that occur twice (``sympy.cse``) become values of their own, so that
         nothing is computed twice; value numbering then reuses them across assignments.
+        ``shape_of`` names values the result is broadcast against although SymPy simplified
+        them away (``W - W`` is a zero array of W's shape, not the number 0).
         """
         if expr.has(sympy.Piecewise):
             expr = sympy.piecewise_fold(expr)
@@ -230,9 +272,18 @@ class Builder:
             k += 1
             mapping[tmp] = sympy.Symbol(self.ewise(sub, name=f"{name}_{k}"))
         reduced = reduced.xreplace(mapping)
-        if isinstance(reduced, sympy.Symbol) and reduced.name in self.vars and not exact_name:
-            return reduced.name
         args = tuple(sorted(s.name for s in reduced.free_symbols if s.name in self.vars))
+        shape = broadcast_shapes(*(self.vars[a].shape for a in args))
+        witnesses = []
+        for witness in sorted(set(shape_of) - set(args)):
+            wider = broadcast_shapes(shape, self.vars[witness].shape)
+            if wider != shape:
+                witnesses.append(witness)
+                shape = wider
+        if witnesses:
+            args = tuple(sorted({*args, *witnesses}))
+        elif isinstance(reduced, sympy.Symbol) and reduced.name in self.vars and not exact_name:
+            return reduced.name
         return self.emit(
             "ewise", args, {"expr": reduced}, name=name, exact_name=exact_name, doc=doc
         )
