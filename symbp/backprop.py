@@ -15,7 +15,6 @@ from typing import Any
 import sympy
 
 from symbp import naming
-from symbp.errors import SpecError
 from symbp.ops import OPS, Lazy
 from symbp.program import (
     Builder,
@@ -74,16 +73,9 @@ def _without_dead(program: Program) -> Program:
 
 
 def _active_values(program: Program) -> set[str]:
-    """Values on a path from some parameter to the loss; a parameter off every path is an error."""
+    """Values on a path from some parameter to the loss (a parameter off every path, whose
+    uses SymPy cancelled, gets a zero gradient)."""
     depends, reaches = active_values(program.eqns, program.params, program.loss)
-    unused = [p for p in program.params if p not in reaches]
-    if unused:
-        listed = ", ".join(f"'{p}'" for p in unused)
-        noun = "parameter" if len(unused) == 1 else "parameters"
-        raise SpecError(
-            f"the loss '{program.loss}' does not depend on {noun} {listed}; "
-            "use it in a step or remove it from params"
-        )
     return depends & reaches
 
 

@@ -59,7 +59,7 @@ def plan_buffers(
     then in place: ``A1 = np.tanh(Z1, out=Z1)``); any other assignment that can write into an
     array takes the most recently freed one. Arrays the caller gets back are never reused.
     """
-    last = _last_reads(eqns, set(keep))
+    last = _last_reads(eqns, set(keep), printers)
     reads = _read_counts(eqns, keep)
     plan = BufferPlan()
     owned: dict[str, tuple] = {}
@@ -132,8 +132,9 @@ def _accumulated_term(eqn: Eqn, shape, owned, dying, reads, products) -> str | N
     return None
 
 
-def _last_reads(eqns: list[Eqn], keep: set[str]) -> dict[str, int]:
-    """Index of each value's last reader; a view keeps its source alive as long as itself."""
+def _last_reads(eqns: list[Eqn], keep: set[str], printers: Printers) -> dict[str, int]:
+    """Index of each value's last reader; a view (or another name of the same array, as a
+    repeated step is) keeps its source alive as long as itself."""
     never = len(eqns)
     last: dict[str, int] = {}
     for i, eqn in enumerate(eqns):
@@ -142,7 +143,7 @@ def _last_reads(eqns: list[Eqn], keep: set[str]) -> dict[str, int]:
     for name in keep:
         last[name] = never
     for eqn in reversed(eqns):
-        if OPS[eqn.op].view and eqn.out in last:
+        if OPS[eqn.op].aliases(eqn, printers) and eqn.out in last:
             for arg in eqn.args:
                 last[arg] = max(last.get(arg, -1), last[eqn.out])
     return last

@@ -75,14 +75,24 @@ def _internal(spec: Path) -> Iterator[None]:
     help="Output file (one spec) or directory. Default: generated/<name>.py.",
 )
 @click.option("--force", is_flag=True, help="Overwrite files symbp did not write.")
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the check of each module's gradient against its loss before it is written "
+    "(for models whose forward pass is too costly to run a few times).",
+)
 @guard
-def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
+def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verify: bool) -> None:
     """Write the NumPy module of each SPEC.
 
     The module imports only NumPy and exposes PARAM_SHAPES, init_params, forward, backward,
     loss_and_grad (and predict for networks). Every spec is read and derived before anything
     is written; on any error no file is written. A file that symbp did not write is never
     overwritten without --force.
+
+    Before it is written, each module verifies itself: at a random float64 point, its
+    gradient's derivative along two random directions must equal a fourth-order central
+    difference of its loss. If not, nothing is written and the exit status is 1.
 
     \b
     Example:
@@ -103,8 +113,21 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
         if target in outputs:
             raise OutputError(f"two specs are named '{derivation.model.name}'; rename one")
         outputs[target] = _render(derivation, spec)
+        if not no_verify:
+            _verify(outputs[target], spec)
     for path in write_all(outputs, force=force):
         click.echo(f"wrote {path}")
+
+
+def _resolvable(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    from symbp.gradcheck import RESOLUTION
+
+    if not value >= RESOLUTION:
+        raise click.BadParameter(
+            f"{value:g} is below what central differences in float64 resolve; "
+            f"the smallest meaningful tolerance is {RESOLUTION:g}"
+        )
+    return value
 
 
 @main.command()
@@ -121,8 +144,10 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool) -> None:
     "--tolerance",
     default=1e-6,
     show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Largest relative error that passes.",
+    type=float,
+    callback=_resolvable,
+    help="Largest relative error that passes; at least 1e-7, the smallest relative error "
+    "finite differences in float64 resolve.",
 )
 @guard
 def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
@@ -132,8 +157,9 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
     written by `symbp generate`. At a random float64 point, every parameter entry is moved by
     ±h and ±2h (h = 1e-3·max(1, |θ|)) and the fourth-order central difference is compared with
     backward(); near a ReLU kink, smaller and one-sided steps are taken. relative error =
-    |fd − bp| / max(|fd|, |bp|, 1e-5). Exit status 1 if any parameter's largest relative error
-    exceeds the tolerance.
+    |fd − bp| / max(|fd|, |bp|, floor), the floor being 1e-5 or the stencil's rounding bound
+    ÷ 1e-7 if larger. Exit status 1 if any parameter's largest relative error exceeds the
+    tolerance.
 
     \b
     Example:
@@ -178,6 +204,23 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
         sys.exit(EXIT_FAILED_CHECK)
 
 
+def _verify(source: str, spec: Path) -> None:
+    """The module's gradient against its own loss, before it is written (see symbp.verify)."""
+    from symbp.verify import NotVerifiable, VerificationError, verify_source
+
+    try:
+        verify_source(source, spec.stem)
+    except VerificationError as err:
+        raise CheckError(
+            f"internal error: the derived gradient of {spec} disagrees with finite "
+            f"differences ({err}); please report this spec"
+        ) from err
+    except NotVerifiable as err:
+        click.echo(
+            f"symbp: warning: {spec}: not verified: {err}; run `symbp check` on it", err=True
+        )
+
+
 def _load_generated(path: Path):
     """Import a module written by ``symbp generate``; anything else is refused, not run."""
     from symbp.files import ours
@@ -206,8 +249,9 @@ def _load_generated(path: Path):
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--no-verify", is_flag=True, help="Skip the check before each module is written.")
 @guard
-def demo(directory: Path | None) -> None:
+def demo(directory: Path | None, no_verify: bool) -> None:
     """Generate and check every built-in example, with no other arguments.
 
     Writes each example's module to DIRECTORY (default: symbp-demo/) and checks it against
@@ -227,6 +271,9 @@ def demo(directory: Path | None) -> None:
     specs = example_specs()
     derivations = [_derive(spec) for spec in specs]
     outputs = {directory / f"{d.model.name}.py": render_module(d) for d in derivations}
+    if not no_verify:
+        for spec, source in zip(specs, outputs.values(), strict=True):
+            _verify(source, spec)
     write_all(outputs)
     failed = 0
     click.echo(f"{'example':<24} {'params':>7} {'fwd':>4} {'bwd':>4}  max rel error  ok")

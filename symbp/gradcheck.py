@@ -12,9 +12,10 @@ the estimate (if both do, the one nearer to ``backward``: θ lies on one side of
 
 The relative error of an entry is |fd − bp| / max(|fd|, |bp|, floor). The floor keeps entries
 that are near zero in both from dividing the stencil's rounding noise by noise: it is 1e-5, or
-the stencil's rounding bound Σ|cₖ|·8ε·max|f| / h over the tolerance where that is larger (only
-at the small steps near a kink). A parameter passes when its largest relative error is at most
-the tolerance, 1e-6 by default.
+the stencil's rounding bound Σ|cₖ|·8ε·max|f| / 12h divided by 1e-7 where that is larger. So
+the stencil's rounding is at most 1e-7 of the error the check reports, whatever the tolerance:
+1e-7 is the smallest relative error the check resolves, and a smaller tolerance is refused. A
+parameter passes when its largest relative error is at most the tolerance, 1e-6 by default.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ import numpy as np
 
 TOLERANCE = 1e-6
 FLOOR = 1e-5
+RESOLUTION = 1e-7
+"""The smallest relative error the check resolves: the floor is raised so that the stencil's
+rounding error is at most this share of it."""
 _counter = itertools.count()
 
 
@@ -137,6 +141,11 @@ def check_module(
     progress: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """Compare ``backward`` with finite differences of ``forward`` for every parameter entry."""
+    if tolerance < RESOLUTION:
+        raise ValueError(
+            f"a tolerance of {tolerance:g} is below what central differences in float64 "
+            f"resolve; the smallest meaningful one is {RESOLUTION:g}"
+        )
     rng = np.random.default_rng(seed)
     named = {
         d
@@ -164,14 +173,16 @@ def check_module(
         numeric = np.empty_like(value)
         noise = np.empty_like(value)
         for idx in np.ndindex(value.shape):
-            numeric[idx], noise[idx] = _estimate(loss, params, name, idx, float(analytic[idx]))
+            moved = _moving_entry(loss, params, name, idx)
+            scale = max(1.0, abs(float(value[idx])))
+            numeric[idx], noise[idx] = derivative(moved, scale, float(analytic[idx]))
         abs_err = np.abs(numeric - analytic)
-        floor = np.maximum(FLOOR, noise / tolerance)
+        floor = np.maximum(FLOOR, noise / RESOLUTION)
         scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), floor)
         rel_err = abs_err / scale
         max_abs = float(abs_err.max(initial=0.0))
         max_rel = float(rel_err.max(initial=0.0))
-        zero = not analytic.any() and bool(np.all(np.abs(numeric) <= tolerance * FLOOR))
+        zero = not analytic.any() and bool(np.all(np.abs(numeric) <= RESOLUTION * FLOOR))
         rows.append(ParamCheck(name, value.size, max_abs, max_rel, max_rel <= tolerance, zero))
     return CheckResult(rows, tolerance, float(base_loss))
 
@@ -185,22 +196,36 @@ ONE_SIDED = (np.arange(5), np.array([-25.0, 48, -36, 16, -3]))
 """Fourth-order stencils: multiples of h and weights, over 12h."""
 
 
-def _estimate(loss, params, name, idx, analytic: float) -> tuple[float, float]:
-    """The finite-difference derivative of one entry and its rounding error bound.
+def _moving_entry(loss, params, name, idx) -> Callable[[float], float]:
+    """The loss as a function of one parameter entry's offset (the entry is restored)."""
+
+    def moved(offset: float) -> float:
+        original = params[name][idx]
+        params[name][idx] = original + offset
+        try:
+            return loss(params)
+        finally:
+            params[name][idx] = original
+
+    return moved
+
+
+def derivative(f: Callable[[float], float], scale: float, analytic: float) -> tuple[float, float]:
+    """The finite-difference derivative of ``f`` at 0, with steps h = 1e-3·scale, h/4, …,
+    and its rounding error bound.
 
     Kinks inside the step are handled as the module docstring says: central stencils at
-    h, h/4, … until two agree, else the one-sided stencil that agrees with itself."""
+    h, h/4, … until two agree, else the one-sided stencil that agrees with itself (of two
+    that do, the one nearer to ``analytic``)."""
     previous = None
     for k in range(5):
-        estimate = _stencil(loss, params, name, idx, STEP / 4**k, CENTRAL)
+        estimate = _stencil(f, STEP * scale / 4**k, CENTRAL)
         if previous is not None and _agree(previous, estimate):
             return previous
         previous = estimate
     sides = []
     for side in (1, -1):
-        wide, narrow = (
-            _stencil(loss, params, name, idx, side * STEP / 4**k, ONE_SIDED) for k in (1, 2)
-        )
+        wide, narrow = (_stencil(f, side * STEP * scale / 4**k, ONE_SIDED) for k in (1, 2))
         sides.append(wide if _agree(wide, narrow) else (wide[0], np.inf))
     fd, noise = min(sides, key=lambda e: (not np.isfinite(e[1]), abs(e[0] - analytic)))
     return fd, noise if np.isfinite(noise) else 0.0
@@ -210,16 +235,9 @@ def _agree(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return abs(a[0] - b[0]) <= AGREE * max(1.0, abs(b[0])) + a[1] + b[1]
 
 
-def _stencil(loss, params, name, idx, step, stencil) -> tuple[float, float]:
-    """Σ cₖ f(θ + kₖ h) / 12h and its rounding bound Σ|cₖ| ε|f| / 12h, h = step·max(1, |θ|)."""
+def _stencil(f: Callable[[float], float], h: float, stencil) -> tuple[float, float]:
+    """Σ cₖ f(kₖ h) / 12h and its rounding bound Σ|cₖ| ε max|f| / 12h."""
     multiples, weights = stencil
-    original = params[name][idx]
-    h = step * max(1.0, abs(original))
-    values = []
-    for k in multiples:
-        params[name][idx] = original + k * h
-        values.append(loss(params))
-    params[name][idx] = original
-    values = np.array(values)
+    values = np.array([f(k * h) for k in multiples])
     noise = np.abs(weights).sum() * ROUNDING * np.abs(values).max() / abs(12 * h)
     return float(weights @ values / (12 * h)), float(noise)

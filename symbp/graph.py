@@ -18,7 +18,7 @@ from symbp.errors import SpecError
 from symbp.functions import FunctionTable
 from symbp.names import check_name, clashes
 from symbp.ops import FUSED_LOSSES, fused_loss_attrs
-from symbp.parse import ARITHMETIC, ParseError, check_real, quoted
+from symbp.parse import ARITHMETIC, ParseError, check_real, names_in, quoted
 from symbp.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
 from symbp.spec import Graph, Model, _kind, _only_keys
 
@@ -184,9 +184,11 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             key="graph.loss",
         )
     program = _prune(program)
-    used = {a for e in program.eqns for a in e.args}
+    # A parameter the loss's steps name gets a gradient, zero where SymPy cancelled it (p - p);
+    # one they never name is most likely a mistake.
+    named = _named_by(graph.loss, lowering.mentions)
     for name in graph.params:
-        if name not in used:
+        if name not in named:
             raise SpecError(
                 f"the loss '{graph.loss}' does not depend on parameter '{name}'; "
                 "use it in a step or remove it from params",
@@ -194,6 +196,18 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             )
     program.meta["kinds"] = _target_kinds(program)
     return program
+
+
+def _named_by(value: str, mentions: Mapping[str, set[str]]) -> set[str]:
+    """Every name the step computing ``value`` uses, through the steps it uses."""
+    found = {value}
+    pending = [value]
+    while pending:
+        for name in mentions.get(pending.pop(), ()):
+            if name not in found:
+                found.add(name)
+                pending.append(name)
+    return found
 
 
 def _check_function_names(model: Model, values: list[str]) -> None:
@@ -257,6 +271,8 @@ class _Lowering:
         self.declared = set(builder.vars)
         self.defined: set[str] = set()
         self.arrays = {n for n, v in builder.vars.items() if v.role in ("input", "param")}
+        self.mentions: dict[str, set[str]] = {}
+        """The names each step's text uses."""
         """Names whose values are NumPy arrays (constants and numbers are Python floats)."""
         self.targets = {}
         from symbp.parse import ParseError, parse_step
@@ -290,6 +306,7 @@ class _Lowering:
                 raise SpecError(f"'{target}' is a size name; choose another step name")
             self.current = index
             self.step_target = target
+            self.mentions[target] = set(names_in(tree))
             result = self.lower(tree, target=target)
             if result != target:
                 value = self._named(result) if isinstance(result, str) else result

@@ -332,6 +332,9 @@ class Printers:
         (``np.where(r > 0, 1, 0)``) would be integer, so it takes the dtype of such an array.
         """
         code = self.numpy(expr)
+        if not expr.is_Atom and not self.arrays.intersection(args):
+            # Of constants alone: a Python float, which NumPy treats as weak (float32 stays).
+            return f"float({code})"
         used = {s.name for s in expr.free_symbols}
         missing = [a for a in args if a not in used and a in self.arrays]
         if missing:

@@ -26,9 +26,14 @@ def expected_outputs(root: Path) -> dict[Path, str]:
 
 def main() -> None:
     from symbp.files import write_all
+    from symbp.verify import verify_source
 
     root = Path(__file__).resolve().parent.parent
-    for path in write_all(expected_outputs(root)):
+    outputs = expected_outputs(root)
+    for path, text in outputs.items():
+        if path.suffix == ".py":
+            verify_source(text, path.stem)
+    for path in write_all(outputs):
         print(f"wrote {path.relative_to(root)}")
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 from symbp.gradcheck import check_module
 from tests.conftest import network_spec
 
@@ -61,3 +66,28 @@ def test_a_wrong_gradient_near_a_kink_still_fails(build_module):
     rows = {r.name: r for r in check_module(module, seed=0).rows}
     assert not rows["W1"].ok
     assert rows["b1"].ok
+
+
+def test_the_reported_error_does_not_depend_on_the_tolerance(build_module):
+    """The relative-error floor is the check's own: a tolerance only decides pass or fail."""
+    module, _ = build_module(
+        network_spec(4, [(5, "tanh"), (3, "identity")], "softmax_cross_entropy")
+    )
+    errors = {t: check_module(module, tolerance=t).max_rel_error for t in (1e-7, 1e-6, 1e-3)}
+    assert len(set(errors.values())) == 1
+    assert 0 < errors[1e-6] < 1e-7
+
+
+def test_a_tolerance_finite_differences_cannot_resolve_is_refused(build_module, tmp_path):
+    module, _ = build_module(network_spec(2, [(2, "identity")], "squared_error"))
+    with pytest.raises(ValueError, match="smallest meaningful one is 1e-07"):
+        check_module(module, tolerance=1e-30)
+    spec = tmp_path / "tiny.toml"
+    spec.write_text(network_spec(2, [(2, "identity")], "squared_error", name="tiny"))
+    result = subprocess.run(
+        [sys.executable, "-m", "symbp", "check", str(spec), "--tolerance", "1e-30"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "the smallest meaningful tolerance is 1e-07" in result.stderr
