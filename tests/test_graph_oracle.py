@@ -250,13 +250,18 @@ def reduce(kind: str, a: Expr, axis: int | None) -> Expr:
 
     if axis is None:
         return Expr(f"{kind}({a.text})", (), lambda env, xp: fn(xp, a.run(env, xp)), a.arrays)
-    shape = a.shape[:axis] + a.shape[axis + 1 :]
+    shape = a.shape[: axis % len(a.shape)] + a.shape[axis % len(a.shape) + 1 :]
     return Expr(
         f"{kind}({a.text}, axis={axis})",
         shape,
         lambda env, xp: fn(xp, a.run(env, xp), axis=axis),
         a.arrays,
     )
+
+
+def positive(a: Expr) -> Expr:
+    """``(1 + a**2)``: a denominator or a base of a fractional power that is never zero."""
+    return Expr(f"(1 + {a.text}**2)", a.shape, lambda env, xp: 1 + a.run(env, xp) ** 2, a.arrays)
 
 
 def number(value: float) -> Expr:
@@ -267,7 +272,7 @@ def number(value: float) -> Expr:
 
 STEP_KINDS = (
     *("binary", "binary", "binary", "function", "function", "matmul", "transpose", "reduce"),
-    *("power", "alias", "repeat", "number"),
+    *("power", "negate", "alias", "repeat", "number", "number"),
 )
 """What a step does, elementwise operators most often."""
 
@@ -305,12 +310,7 @@ def graphs(draw) -> Graph:
             b = draw(st.sampled_from(unlike if unlike and draw(st.booleans()) else partners))
             op = draw(st.sampled_from(["+", "-", "*", "/"]))
             if op == "/":
-                b = Expr(
-                    f"(1 + {b.text}**2)",
-                    b.shape,
-                    lambda env, xp, b=b: 1 + b.run(env, xp) ** 2,
-                    b.arrays,
-                )
+                b = positive(b)
             first, second = (a, b) if draw(st.booleans()) else (b, a)
             if op == "/" and first is b:
                 first, second = a, b
@@ -328,27 +328,35 @@ def graphs(draw) -> Graph:
         elif kind == "transpose" and len(a.shape) == 2:
             g.assign(transpose(a))
         elif kind == "reduce":
-            axes = [None, *range(len(a.shape))]
+            axes = [None, *range(-len(a.shape), len(a.shape))]
             g.assign(
                 reduce(draw(st.sampled_from(["sum", "mean"])), a, draw(st.sampled_from(axes)))
             )
         elif kind == "power":
-            p = draw(st.sampled_from([2, 3]))
+            p = draw(st.sampled_from([2, 3, 0.5, -1]))
+            base = a if p in (2, 3) else positive(a)
             g.assign(
                 Expr(
-                    f"{a.text}**{p}",
+                    f"{base.text}**{p}",
                     a.shape,
-                    lambda env, xp, a=a, p=p: a.run(env, xp) ** p,
+                    lambda env, xp, base=base, p=p: base.run(env, xp) ** p,
                     a.arrays,
                 )
             )
+        elif kind == "negate":
+            g.assign(Expr(f"-{a.text}", a.shape, lambda env, xp, a=a: -a.run(env, xp), a.arrays))
         elif kind == "alias" and a.text in g.values and g.steps:
             g.assign(a)
         elif kind == "repeat" and g.steps:
             _, again = draw(st.sampled_from(g.steps))
             g.assign(again)
         elif kind == "number":
-            g.assign(binary("*", number(draw(st.sampled_from([2.0, -0.5]))), a))
+            op = draw(st.sampled_from(["+", "-", "*", "/"]))
+            c = number(draw(st.sampled_from([2.0, -0.5, 3])))
+            if op == "/":
+                g.assign(binary(op, a, c) if draw(st.booleans()) else binary(op, c, positive(a)))
+            else:
+                g.assign(binary(op, a, c) if draw(st.booleans()) else binary(op, c, a))
 
     terms = []
     computed = [g.values[name] for name, _ in g.steps] or list(g.values.values())
