@@ -298,3 +298,6 @@ main.add_command(latex_command)
 from symbp.report_cli import report_command  # noqa: E402
 
 main.add_command(report_command)
+from symbp.graph_cli import graph_command  # noqa: E402
+
+main.add_command(graph_command)
