@@ -21,10 +21,18 @@ class Derivation:
     functions: FunctionTable
 
     def _repr_markdown_(self) -> str:
-        """Jupyter shows the forward and backward equations."""
+        """Jupyter shows the computation graph (with Graphviz) and the forward and backward
+        equations."""
+        from symbp.drawing import notebook_figure
         from symbp.latex import markdown
 
-        return markdown(self)
+        return notebook_figure(self) + markdown(self)
+
+    def _repr_svg_(self) -> str | None:
+        """The forward and backward computation graph; None (no picture) without Graphviz."""
+        from symbp.drawing import notebook_svg
+
+        return notebook_svg(self)
 
 
 def function_table(model: Model) -> FunctionTable:

@@ -593,6 +593,28 @@ def cost_table(derivation: Derivation) -> dict | None:
     }
 
 
+def figure_file(derivation: Derivation) -> str:
+    """The computation graph's PDF, which the document includes from its own directory."""
+    return f"{derivation.model.name}-graph.pdf"
+
+
+def figure(derivation: Derivation) -> dict:
+    """The model section's figure: the file, its caption, and the note shown without it."""
+    name = figure_file(derivation)
+    return {
+        "file": name,
+        "caption": (
+            "The computation graph of the forward pass: inputs (rounded boxes), parameters "
+            "(filled boxes), constants (dashed boxes) and computed values (ellipses), each "
+            "with its shape, and the assignments (small boxes) that compute them."
+        ),
+        "missing": escape_text(
+            f"The picture of the computation graph is missing: symbp latex writes it next to "
+            f"this file as {name} when Graphviz is installed (apt-get install graphviz)."
+        ),
+    }
+
+
 def context(derivation: Derivation, notation: str = "seed003") -> dict:
     program = derivation.program
     pr = printers_for(derivation)
@@ -619,6 +641,7 @@ def context(derivation: Derivation, notation: str = "seed003") -> dict:
         "title": escape_text(derivation.model.name),
         "description": escape_text(" ".join(derivation.model.description.split())),
         "name": escape_text(derivation.model.name),
+        "figure": figure(derivation),
         "rows": rows,
         "forward": forward,
         "loss": latex_name(program.loss),
@@ -648,8 +671,9 @@ INSTALL_HINT = (
 )
 
 
-def compile_pdf(tex_path: Path) -> Path:
-    """Compile ``tex_path`` in a temporary directory; copy the PDF next to it atomically."""
+def compile_pdf(tex_path: Path, figures: Iterable[Path] = ()) -> Path:
+    """Compile ``tex_path`` (with the ``figures`` it includes) in a temporary directory; copy
+    the PDF next to it atomically."""
     from symbp.files import write_atomic
 
     latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
@@ -658,6 +682,8 @@ def compile_pdf(tex_path: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="symbp-latex-") as tmp:
         src = Path(tmp) / tex_path.name
         shutil.copyfile(tex_path, src)
+        for picture in figures:
+            shutil.copyfile(picture, Path(tmp) / picture.name)
         if latexmk:
             runs = [[latexmk, "-pdf", "-halt-on-error", "-interaction=nonstopmode", src.name]]
         else:

@@ -47,10 +47,25 @@ def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, for
 
     derivation = _derive(spec)
     path = output or Path("generated") / f"{derivation.model.name}.tex"
-    write_all({path: render_latex(derivation, notation)}, force=force)
-    click.echo(f"wrote {path}")
+    outputs = {path: render_latex(derivation, notation), **_figure(derivation, path.parent)}
+    for written in write_all(outputs, force=force):
+        click.echo(f"wrote {written}")
     if pdf:
         try:
-            click.echo(f"wrote {compile_pdf(path)}")
+            click.echo(f"wrote {compile_pdf(path, figures=list(outputs)[1:])}")
         except LatexError as err:
             fail(str(err))
+
+
+def _figure(derivation, directory: Path) -> dict[Path, bytes]:
+    """The computation graph the document includes, drawn by Graphviz; without Graphviz a
+    warning, and the document shows a note in the picture's place."""
+    from symbp.drawing import GraphvizMissing, draw
+    from symbp.latex import figure_file
+
+    try:
+        picture = draw(derivation, "pdf", titled=False)
+    except GraphvizMissing as err:
+        click.echo(f"symbp: warning: no computation-graph figure: {err}", err=True)
+        return {}
+    return {directory / figure_file(derivation): picture}

@@ -80,14 +80,23 @@ class Model:
     functions: dict[str, str] = field(default_factory=dict)
 
     def _repr_markdown_(self) -> str:
-        """Jupyter shows the model's forward and backward equations, derived on demand."""
+        """Jupyter shows the model's graph and its forward and backward equations, derived on
+        demand."""
         from symbp.build import derive
-        from symbp.latex import markdown
 
         try:
-            return markdown(derive(self))
+            return derive(self)._repr_markdown_()
         except SpecError as err:
             return f"**{self.name}**: cannot be derived: {err}"
+
+    def _repr_svg_(self) -> str | None:
+        """The model's computation graph; None (no picture) if it cannot be derived or drawn."""
+        from symbp.build import derive
+
+        try:
+            return derive(self)._repr_svg_()
+        except SpecError:
+            return None
 
 
 def load(path: str | Path) -> Model:

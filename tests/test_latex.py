@@ -299,7 +299,9 @@ def test_cli_writes_tex_and_pdf(tmp_path):
     assert result.exit_code == 0, result.output
     assert out.read_text(encoding="utf-8").startswith("% " + MARKER)
     assert (tmp_path / "two.pdf").read_bytes().startswith(b"%PDF")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["two.pdf", "two.tex"]
+    # The document's computation-graph figure sits beside it, named after the model.
+    names = ["softmax_two_layer-graph.pdf", "two.pdf", "two.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
 
 
 def test_cli_without_pdflatex_says_how_to_install(tmp_path, monkeypatch):
