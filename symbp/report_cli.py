@@ -99,8 +99,7 @@ def _network_family(model: Model):
     net = model.network
     if net is None:
         raise SpecError("--sweep varies a [network]'s depth and width; this spec is a [graph]")
-    hidden = net.layers[0].activation if len(net.layers) > 1 else "tanh"
-    outputs = min(net.layers[-1].units, 2)
+    hidden, outputs = _hidden_activation(net), _outputs(net)
 
     def make(depth: int, width: int) -> Model:
         layers = tuple(Layer(width, hidden) for _ in range(depth - 1))
@@ -109,6 +108,25 @@ def _network_family(model: Model):
         return replace(model, name=f"{model.name}_d{depth}_w{width}", network=sized)
 
     return make
+
+
+def _hidden_activation(net) -> str:
+    return net.layers[0].activation if len(net.layers) > 1 else "tanh"
+
+
+def _outputs(net) -> int:
+    return min(net.layers[-1].units, 2)
+
+
+def _sweep_title(model: Model, widths: list[int], batch: int) -> str:
+    """What the sweep's networks are: it varies depth and width and keeps the rest."""
+    net = model.network
+    shown = ", ".join(map(str, widths))
+    return (
+        f"{_hidden_activation(net)} hidden layers of width {shown} (inputs = width), "
+        f"{_outputs(net)} {net.layers[-1].activation} output{'s' * (_outputs(net) > 1)}, "
+        f"{net.loss} loss ({net.reduction}), batch {batch}"
+    )
 
 
 @click.command("report")
@@ -162,6 +180,7 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
     depths = _parse_range(sweep_depth.removeprefix("depth="), "--sweep depth")
     widths = _parse_range(width, "--width")
     make = _network_family(model)
+    title = _sweep_title(model, widths, batch)
     with click.progressbar(
         length=len(depths) * len(widths), label="sweep", file=sys.stderr
     ) as bar:
@@ -222,6 +241,7 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
         for note in notes:  # empty cells in the CSV; the reason on stderr
             click.echo(f"note: {note}", err=True)
     else:
+        click.echo(title)
         click.echo(_aligned(SWEEP_COLUMNS))
         for row in table:
             shown = [
@@ -232,11 +252,11 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
         for note in notes:
             click.echo(f"note: {note}")
     if plot is not None:
-        _plot(rows, plot)
+        _plot(rows, plot, title)
         click.echo(f"wrote {plot}", err=True)
 
 
-def _plot(rows, path: Path) -> None:
+def _plot(rows, path: Path, family: str) -> None:
     try:
         import matplotlib
 
@@ -274,12 +294,12 @@ def _plot(rows, path: Path) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("depth (layers)")
     ax.set_ylabel("operations (sympy.count_ops)")
-    title = "Naive differentiation against CSE and backprop"
+    title = f"Naive differentiation against CSE and backprop\n{family}"
     if missing:
         title += "\n(missing points: naive columns skipped, see --max-ops and --timeout)"
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     fig.tight_layout()
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None})
+    fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None, "Title": family})
     write_atomic(path, buffer.getvalue())

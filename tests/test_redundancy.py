@@ -190,6 +190,11 @@ def test_cli_sweep_plot(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The plot's title (also its PNG Title) and the table's first line name the family.
+    family = "tanh hidden layers of width 2 (inputs = width), 1 identity output, "
+    family += "squared_error loss (mean), batch 1"
+    assert _png_text(picture.read_bytes())["Title"] == family
+    assert run.stdout.splitlines()[0] == family
 
 
 # ---------------------------------------------------------------- hand counts
@@ -325,3 +330,18 @@ def test_command_modules_import_on_their_own(module):
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True
     )
     assert run.returncode == 0, run.stderr
+
+
+def _png_text(data: bytes) -> dict[str, str]:
+    """The tEXt chunks of a PNG (key → text), read chunk by chunk."""
+    import struct
+
+    found, at = {}, 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        if kind == b"tEXt":
+            key, _, text = body.partition(b"\0")
+            found[key.decode("latin-1")] = text.decode("latin-1")
+        at += 12 + length
+    return found
