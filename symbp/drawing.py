@@ -329,11 +329,11 @@ def dot_source(
         raise SpecError(f"unknown level '{level}'; use values or scalars")
     make = values_picture if level == "values" else scalars_picture
     picture = make(derivation, backward=backward)
-    graph = graphviz.Digraph(
-        derivation.model.name,
-        comment=f"{MARKER} from the model {derivation.model.name}; do not edit by hand.",
-    )
-    graph.attr(rankdir="LR", nodesep="0.25", ranksep="0.35", fontname="Helvetica")
+    marker = f"{MARKER} from the model {derivation.model.name}; do not edit by hand."
+    graph = graphviz.Digraph(derivation.model.name, comment=marker)
+    # The comment attribute is what Graphviz copies into an SVG (the // line stays in DOT).
+    graph.attr(comment=marker, rankdir="LR", nodesep="0.25", ranksep="0.35")
+    graph.attr(fontname="Helvetica")
     if titled:
         graph.attr(label=picture.title, labelloc="t", fontsize="14")
     description = " ".join(derivation.model.description.split())
