@@ -25,10 +25,14 @@ def expected_outputs(root: Path) -> dict[Path, str]:
 
 
 def main() -> None:
+    """Rewrite ``generated/``; ``--force`` also replaces files symbp did not write or that
+    were edited (files in the old format, say)."""
+    import sys
+
     from symbp.files import write_all
 
     root = Path(__file__).resolve().parent.parent
-    for path in write_all(expected_outputs(root)):
+    for path in write_all(expected_outputs(root), force="--force" in sys.argv[1:]):
         print(f"wrote {path.relative_to(root)}")
 
 
