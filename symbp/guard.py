@@ -40,7 +40,7 @@ class OneLineGroup(click.Group):
         **extra: Any,
     ) -> Any:
         args = list(sys.argv[1:] if args is None else args)
-        prog_name = prog_name or "symbp"
+        prog_name = "symbp"  # also under python -m symbp, or a test's runner
         end = args.index("--") if "--" in args else len(args)
         if DEBUG in args[:end]:
             args = [DEBUG, *(a for a in args[:end] if a != DEBUG), *args[end:]]

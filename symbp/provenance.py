@@ -97,8 +97,8 @@ def _split(data: bytes) -> tuple[str, bytes] | None:
         match = _PDF_TAIL.search(data)
         return (match["hash"].decode(), data[: match.start() + 1]) if match else None
     line, newline, rest = data.partition(b"\n")
-    for pattern in _FIRST_LINES:
-        match = pattern.fullmatch(line)
+    for pattern in _FIRST_LINES:  # an editor's CRLF keeps the header, and breaks the hash
+        match = pattern.fullmatch(line.removesuffix(b"\r"))
         if newline and match is not None:
             return match["hash"].decode(), rest
     return None

@@ -168,7 +168,7 @@ def report_command(
             result = report(model, batch=batch, max_ops=max_ops, timeout=timeout)
         except TooSlow as err:
             raise SpecError(
-                f"{err.message}; use a smaller --batch or a larger --timeout"
+                f"{err.message}; use a larger --timeout, or a smaller --batch or model"
             ) from None
         if as_json:
             _emit(json.dumps(result.to_json(), indent=2), output, force, result.to_json())

@@ -46,7 +46,7 @@ def test_shape_errors_name_the_argument(build_module):
     X = np.zeros((2, 4))
     with pytest.raises(ValueError, match=r"X must have shape \(m, 4\), got \(2, 5\)"):
         module.forward(params, np.zeros((2, 5)), one_hot(2))
-    with pytest.raises(ValueError, match=r"disagree on the size m: T has m = 3, X has m = 2$"):
+    with pytest.raises(ValueError, match=r"disagree on the size m: X has m = 2, T has m = 3$"):
         module.forward(params, X, one_hot(3))
     bad = dict(params, W2=np.zeros((5, 4)))
     with pytest.raises(ValueError, match=r"params\['W2'\] must have shape \(5, 3\), got \(5, 4\)"):
