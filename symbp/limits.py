@@ -94,9 +94,10 @@ def _child(work: Callable[[Emit], None], fd: int) -> None:
         status = 1
         text = "".join(traceback.format_exception(err))
         try:
-            _send(fd, ("error", err, text))
-        except Exception:  # the exception does not pickle: send its text
-            _send(fd, ("error", RuntimeError(f"{type(err).__name__}: {err}"), text))
+            pickle.loads(pickle.dumps(err))  # it must come back whole in the parent
+        except Exception:
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        _send(fd, ("error", err, text))
     finally:
         os._exit(status)  # no atexit handlers, no flushing of the parent's buffers
 

@@ -215,3 +215,18 @@ def test_the_child_keeps_what_finished_and_reports_its_errors():
 
     with pytest.raises(StageCrashed):
         run_stages(killed, 10)
+
+
+class _Awkward(Exception):
+    """An exception that pickles but cannot be made again from its arguments."""
+
+    def __init__(self, first, second):
+        super().__init__(f"{first} and {second}")
+
+
+def test_an_error_that_does_not_unpickle_still_arrives_as_one_message():
+    def work(emit):
+        raise _Awkward("this", "that")
+
+    with pytest.raises(RuntimeError, match=r"^_Awkward: this and that\n"):
+        run_stages(work, 10)
