@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,12 +13,18 @@ import click
 from symbp import __version__
 from symbp.errors import SpecError
 from symbp.files import OutputError
-from symbp.guard import EXIT_FAILED_CHECK, CheckError, guard
+from symbp.guard import EXIT_FAILED_CHECK, CheckError, OneLineGroup, guard
+from symbp.options import force_option, timeout_option
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=OneLineGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(__version__, prog_name="symbp")
-@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+@click.option(
+    "--debug", is_flag=True, help="Show the Python traceback of an error (anywhere on the line)."
+)
 def main(debug: bool) -> None:
     """Derive, explain and generate backpropagation code from a model spec.
 
@@ -66,15 +71,16 @@ def _internal(spec: Path) -> Iterator[None]:
 
 
 @main.command()
-@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("specs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path),
     default=None,
-    help="Output file (one spec) or directory. Default: generated/<name>.py.",
+    help="A .py file (one spec), or a directory (existing, or a new name without a suffix). "
+    "Default: generated/<name>.py.",
 )
-@click.option("--force", is_flag=True, help="Overwrite files symbp did not write.")
+@force_option
 @click.option(
     "--no-verify",
     is_flag=True,
@@ -101,9 +107,7 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verif
     """
     from symbp.files import write_all
 
-    as_file = output is not None and output.suffix == ".py" and not output.is_dir()
-    if as_file and len(specs) > 1:
-        raise OutputError("-o names one file, but several specs were given; name a directory")
+    as_file = _output_is_file(output, len(specs))
     outputs: dict[Path, str] = {}
     for spec in specs:
         derivation = _derive(spec)
@@ -130,8 +134,24 @@ def _resolvable(ctx: click.Context, param: click.Parameter, value: float) -> flo
     return value
 
 
+def _output_is_file(output: Path | None, specs: int) -> bool:
+    """Whether ``-o`` names the module file (else a directory to write into). An existing
+    directory is one; a name with a suffix is a file, and must be a .py file for one spec: a
+    directory is never made under a name that looks like a file's."""
+    if output is None or output.is_dir():
+        return False
+    if output.suffix != ".py" and (output.suffix or output.exists()):
+        raise OutputError(
+            f"{output} is not a directory, and a module's file name ends in .py; "
+            "name a .py file or a directory"
+        )
+    if output.suffix == ".py" and specs > 1:
+        raise OutputError("-o names one file, but several specs were given; name a directory")
+    return output.suffix == ".py"
+
+
 @main.command()
-@click.argument("target", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("target", type=click.Path(path_type=Path))
 @click.option(
     "--batch",
     default=4,
@@ -149,12 +169,23 @@ def _resolvable(ctx: click.Context, param: click.Parameter, value: float) -> flo
     help="Largest relative error that passes; at least 1e-7, the smallest relative error "
     "finite differences in float64 resolve.",
 )
+@click.option(
+    "--trust",
+    is_flag=True,
+    help="Check a module that does not verify as symbp's own and unedited (hand-written or "
+    "edited). This RUNS THE FILE'S CODE: use it only on files you trust.",
+)
+@timeout_option("the check (one that cannot finish in time is refused at once)")
 @guard
-def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
+def check(
+    target: Path, batch: int, seed: int, tolerance: float, trust: bool, timeout: float
+) -> None:
     """Check gradients against finite differences, for a spec or a generated module.
 
-    TARGET is a spec (.toml: its module is generated to a temporary directory) or a module
-    written by `symbp generate`. At a random float64 point, every parameter entry is moved by
+    TARGET is a spec (.toml: its module is generated in memory) or a module written by
+    `symbp generate`, whose header (the SHA-256 of the rest of the file) must verify before
+    anything in it runs (--trust runs it anyway).
+    At a random float64 point, every parameter entry is moved by
     ±h and ±2h (h = 1e-3·max(1, |θ|)) and the fourth-order central difference is compared with
     backward(); near a ReLU kink, smaller and one-sided steps are taken. relative error =
     |fd − bp| / max(|fd|, |bp|, floor), the floor being 1e-5 or the stencil's rounding bound
@@ -166,30 +197,33 @@ def check(target: Path, batch: int, seed: int, tolerance: float) -> None:
       symbp check examples/logistic_l2.toml
       symbp check generated/mlp_digits.py --batch 8 --seed 3
     """
-    from symbp.gradcheck import check_module, load_module
+    from symbp.gradcheck import CheckLimit, check_in_time, module_from_source
 
     if target.suffix == ".toml":
+        if trust:
+            raise SpecError("--trust is for a module (.py); a spec's module is symbp's own")
         derivation = _derive(target)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"{derivation.model.name}.py"
-            path.write_text(_render(derivation, target), encoding="utf-8")
-            try:
-                module = load_module(path)
-            except Exception as err:
-                raise CheckError(
-                    f"{target}: the generated module does not import: {type(err).__name__}: "
-                    f"{err}; please report it"
-                ) from err
+        try:
+            module = module_from_source(_render(derivation, target), derivation.model.name)
+        except Exception as err:
+            raise CheckError(
+                f"{target}: the generated module does not import: {type(err).__name__}: "
+                f"{err}; please report it"
+            ) from err
     else:
-        module = _load_generated(target)
+        module = _load_generated(target, trust)
     try:
         # NumPy's warnings (log of a negative number) would be lines of their own; the check
         # reports what matters: a loss that is not finite, or the errors of the gradients.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            result = check_module(module, batch=batch, seed=seed, tolerance=tolerance)
+            result = check_in_time(
+                module, batch=batch, seed=seed, tolerance=tolerance, timeout=timeout
+            )
     except MemoryError:
         raise
+    except CheckLimit as err:
+        raise CheckError(f"{target}: {err}") from err
     except Exception as err:
         raise CheckError(
             f"{target}: the check could not run: {type(err).__name__}: {err}"
@@ -221,19 +255,21 @@ def _verify(source: str, spec: Path) -> None:
         )
 
 
-def _load_generated(path: Path):
-    """Import a module written by ``symbp generate``; anything else is refused, not run."""
-    from symbp.files import ours
-    from symbp.gradcheck import load_module
+def _load_generated(path: Path, trust: bool):
+    """Import a module written by ``symbp generate`` whose header verifies; anything else is
+    refused without running it, unless ``trust``."""
+    from symbp.gradcheck import UnverifiedModule, load_module
 
-    if path.suffix != ".py" or not ours(path):
+    if path.suffix != ".py":
         raise SpecError(
             "expected a spec (.toml) or a module written by `symbp generate` (.py)",
             where=str(path),
         )
     try:
-        module = load_module(path)
-    except Exception as err:  # the module is the user's file: report, do not crash
+        module = load_module(path, trust=trust)
+    except (SpecError, UnverifiedModule) as err:
+        raise SpecError(str(err)) from None
+    except Exception as err:  # a trusted module is the user's file: report, do not crash
         raise SpecError(
             f"cannot import the module: {type(err).__name__}: {err}", where=str(path)
         ) from None
@@ -249,9 +285,10 @@ def _load_generated(path: Path):
 
 @main.command()
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@force_option
 @click.option("--no-verify", is_flag=True, help="Skip the check before each module is written.")
 @guard
-def demo(directory: Path | None, no_verify: bool) -> None:
+def demo(directory: Path | None, force: bool, no_verify: bool) -> None:
     """Generate and check every built-in example, with no other arguments.
 
     Writes each example's module to DIRECTORY (default: symbp-demo/) and checks it against
@@ -265,7 +302,7 @@ def demo(directory: Path | None, no_verify: bool) -> None:
     from symbp.bundled import example_specs
     from symbp.codegen import generate as render_module
     from symbp.files import write_all
-    from symbp.gradcheck import check_module, load_module
+    from symbp.gradcheck import check_module, module_from_source
 
     directory = directory or Path("symbp-demo")
     specs = example_specs()
@@ -274,11 +311,12 @@ def demo(directory: Path | None, no_verify: bool) -> None:
     if not no_verify:
         for spec, source in zip(specs, outputs.values(), strict=True):
             _verify(source, spec)
-    write_all(outputs)
+    write_all(outputs, force=force)
     failed = 0
     click.echo(f"{'example':<24} {'params':>7} {'fwd':>4} {'bwd':>4}  max rel error  ok")
-    for derivation, path in zip(derivations, outputs, strict=True):
-        result = check_module(load_module(path))
+    for derivation, (path, text) in zip(derivations, outputs.items(), strict=True):
+        # the text just written, not the file read back: nothing can swap it in between
+        result = check_module(module_from_source(text, path.stem, str(path)))
         program = derivation.program
         entries = sum(r.entries for r in result.rows)
         failed += not result.ok

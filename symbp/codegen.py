@@ -18,6 +18,7 @@ from symbp.functions import FunctionTable, Z
 from symbp.ops import HELPER_SOURCES, OPS
 from symbp.printing import Printers
 from symbp.program import Eqn, Program, Shape, Var, shape_text
+from symbp.provenance import stamp_text
 from symbp.templating import render
 
 DOC_WIDTH = 92
@@ -28,8 +29,9 @@ KIND_DOCS = {
 
 
 def generate(derivation: Derivation) -> str:
-    """The generated module's source text (deterministic: no dates, no absolute paths)."""
-    return render("numpy_module.py.j2", module_context(derivation))
+    """The generated module's source text under symbp's header line (deterministic: no dates,
+    no absolute paths)."""
+    return stamp_text(render("numpy_module.py.j2", module_context(derivation)))
 
 
 def module_context(derivation: Derivation) -> dict:
@@ -93,6 +95,8 @@ def module_context(derivation: Derivation) -> dict:
         "predict_doc": _predict_doc(program),
         "x_shape": _shape_code(program.shape("X")) if "X" in program.vars else "()",
         "labels": bool(program.meta.get("labels")),
+        "one_hot": "one-hot" in program.meta.get("kinds", {}).values(),
+        "probability": "probability" in program.meta.get("kinds", {}).values(),
     }
 
 
@@ -315,15 +319,28 @@ def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
 
 
 def _input_checks(program: Program) -> list[str]:
+    """Each input converted and checked for what its loss assumes, then all their shapes at
+    once (so that a disagreement on a size names every input involved)."""
     labels = program.meta.get("labels", {})
+    kinds = program.meta.get("kinds", {})
     lines = []
     for n in program.inputs:
-        check = "_targets" if n in labels else "_input"
-        lines.append(f'{n} = {check}("{n}", {n}, {_shape_code(program.shape(n))}, dims, dtype)')
+        if n in labels:
+            lines.append(f'{n} = _labels("{n}", {n}, {labels[n]}, dtype)')
+        else:
+            check = INPUT_CHECKS[kinds.get(n, "real")]
+            lines.append(f'{n} = {check}("{n}", {n}, dtype)')
+    if program.inputs:
+        shapes = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in program.inputs]
+        lines += _bracketed("_shapes(", ["dims", *shapes], ")")
     lines += [f"{c} = float({c})" for c in program.consts]
     for d in _dims_used(program.eqns):
         lines.append(f'{d} = dims["{d}"]')
     return lines
+
+
+INPUT_CHECKS = {"real": "_input", "one-hot": "_one_hot", "probability": "_probability"}
+"""The module's helper that converts and checks an input of each kind."""
 
 
 def _dims_used(eqns: list[Eqn]) -> list[str]:
@@ -352,9 +369,15 @@ def _cached(program: Program) -> list[str]:
 
 
 def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
+    """The parameters through ``_params`` (lists convert, bad ones are refused as in
+    ``forward``), ``_`` for those backward does not read; then the cached values."""
     params = {a for e in program.backward_eqns for a in e.reads if program.vars[a].role == "param"}
     params |= {g for g in program.grads.values() if program.vars[g].role == "param"}
-    lines = [f'{p} = params["{p}"]' for p in program.params if p in params]
+    if params:
+        names = [p if p in params else "_" for p in program.params]
+        lines = _unpack(names, "_params(params, {})")
+    else:
+        lines = ["_params(params, {})"]
     lines += [f'{c} = cache["{c}"]' for c in cached]
     return lines
 

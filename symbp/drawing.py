@@ -15,8 +15,6 @@ import base64
 import html
 import re
 import shutil
-import struct
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -26,9 +24,10 @@ import sympy
 
 from symbp.build import Derivation
 from symbp.errors import SpecError
-from symbp.files import MARKER, OutputError
+from symbp.files import OutputError
 from symbp.printing import Printers
 from symbp.program import Eqn, Program, active_values, shape_text, size_expr
+from symbp.provenance import stamp_pdf, stamp_png, stamp_text, stamp_xml
 
 FORMATS = ("svg", "png", "pdf", "dot")
 LEVELS = ("values", "scalars")
@@ -329,10 +328,8 @@ def dot_source(
         raise SpecError(f"unknown level '{level}'; use values or scalars")
     make = values_picture if level == "values" else scalars_picture
     picture = make(derivation, backward=backward)
-    marker = f"{MARKER} from the model {derivation.model.name}; do not edit by hand."
-    graph = graphviz.Digraph(derivation.model.name, comment=marker)
-    # The comment attribute is what Graphviz copies into an SVG (the // line stays in DOT).
-    graph.attr(comment=marker, rankdir="LR", nodesep="0.25", ranksep="0.35")
+    graph = graphviz.Digraph(derivation.model.name)
+    graph.attr(rankdir="LR", nodesep="0.25", ranksep="0.35")
     graph.attr(fontname="Helvetica")
     if titled:
         graph.attr(label=picture.title, labelloc="t", fontsize="14")
@@ -363,7 +360,8 @@ def render(source: str, fmt: str) -> bytes:
     """DOT text as ``fmt``: the text itself for ``dot``, else Graphviz's drawing, marked as
     written by symbp (so that symbp may overwrite it later) and free of timestamps."""
     if fmt == "dot":
-        return source.encode("utf-8")
+        # dot discards lines that begin with # (C preprocessor output), so the header is safe.
+        return stamp_text(source).encode("utf-8")
     if shutil.which("dot") is None:
         raise GraphvizMissing(
             f"drawing a .{fmt} file needs Graphviz's dot program, which was not found; "
@@ -379,10 +377,10 @@ def render(source: str, fmt: str) -> bytes:
         detail = (err.stderr or b"").decode("utf-8", "replace").strip().splitlines()
         raise OutputError("Graphviz's dot failed" + (f": {detail[0]}" if detail else "")) from None
     if fmt == "png":
-        return _png_marked(data)
+        return stamp_png(data)
     if fmt == "pdf":
-        return _pdf_marked(data)
-    return data
+        return stamp_pdf(_without_date(data))
+    return stamp_xml(data.decode("utf-8")).encode("utf-8")
 
 
 def draw(
@@ -419,26 +417,11 @@ def notebook_figure(derivation: Derivation) -> str:
 # ---------------------------------------------------------------- marking binary files
 
 
-def _png_marked(data: bytes) -> bytes:
-    """A ``tEXt`` chunk (Software: the marker) after the header chunk."""
-    signature_and_header = 8 + 4 + 4 + 13 + 4
-    if data[12:16] != b"IHDR":
-        return data
-    body = b"Software\x00" + MARKER.encode("ascii")
-    chunk = struct.pack(">I", len(body)) + b"tEXt" + body
-    chunk += struct.pack(">I", zlib.crc32(b"tEXt" + body))
-    return data[:signature_and_header] + chunk + data[signature_and_header:]
-
-
-def _pdf_marked(data: bytes) -> bytes:
-    """The marker as a comment after the header, and no creation date (cairo writes the time
-    of the run), with the cross-reference offsets moved to match."""
+def _without_date(data: bytes) -> bytes:
+    """The PDF without its creation date (cairo writes the time of the run), the
+    cross-reference offsets moved to match, so that the same input gives the same bytes."""
     date = re.search(rb"/CreationDate \([^)]*\)\s*", data)
-    if date:
-        data = _pdf_splice(data, date.start(), date.end(), b"")
-    header = data.find(b"\n") + 1
-    comment = b"%" + MARKER.encode("ascii") + b"\n"
-    return _pdf_splice(data, header, header, comment)
+    return _pdf_splice(data, date.start(), date.end(), b"") if date else data
 
 
 def _pdf_splice(data: bytes, start: int, end: int, new: bytes) -> bytes:

@@ -20,15 +20,21 @@ parameter passes when its largest relative error is at most the tolerance, 1e-6 
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
+import math
 import sys
+import time
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from symbp.errors import SpecError
+from symbp.files import read_regular
+from symbp.limits import DEFAULT_TIMEOUT, run_stages
+from symbp.provenance import Provenance, provenance
 
 TOLERANCE = 1e-6
 FLOOR = 1e-5
@@ -86,17 +92,48 @@ class CheckResult:
         return "\n".join(lines)
 
 
-def load_module(path: str | Path) -> types.ModuleType:
-    """Import a generated module from a file, under a fresh name so reloading is safe."""
+MAX_MODULE_BYTES = 100_000_000
+
+
+class UnverifiedModule(Exception):
+    """The file does not verify as a module symbp wrote and nobody edited: it was not run."""
+
+
+def load_module(path: str | Path, *, trust: bool = False) -> types.ModuleType:
+    """Import a generated module from a file, under a fresh name so reloading is safe.
+
+    The file is read once; unless ``trust``, its provenance header must verify (symbp wrote it
+    and nobody changed it) before anything runs, and then exactly the bytes that verified run:
+    the file is not read again, so it cannot be swapped in between.
+    """
     path = Path(path)
-    name = f"_symbp_checked_{path.stem}_{next(_counter)}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
+    data = read_regular(path, MAX_MODULE_BYTES, "the module", ".py module")
+    if len(data) > MAX_MODULE_BYTES:
+        raise SpecError(f"the module is larger than {MAX_MODULE_BYTES} bytes", where=str(path))
+    if not trust:
+        found = provenance(data)
+        if found is not Provenance.OURS:
+            why = (
+                "its symbp header does not match its contents"
+                if found is Provenance.EDITED
+                else "it has no symbp header"
+            )
+            raise UnverifiedModule(
+                f"{path} was {found.value} ({why}), so it was not run; regenerate it with "
+                "symbp generate, or add --trust to run its code anyway"
+            )
+    return module_from_source(data.decode("utf-8"), path.stem, str(path))
+
+
+def module_from_source(source: str, stem: str, filename: str = "<symbp>") -> types.ModuleType:
+    """A module made by running ``source`` (symbp's own, verified output) in a fresh namespace."""
+    name = f"_symbp_checked_{stem}_{next(_counter)}"
+    code = compile(source, filename, "exec", dont_inherit=True)
+    module = types.ModuleType(name)
+    module.__file__ = filename
     sys.modules[name] = module
     try:
-        spec.loader.exec_module(module)
+        exec(code, module.__dict__)  # symbp's verified output or a --trust module, never spec text
     finally:
         sys.modules.pop(name, None)
     return module
@@ -147,13 +184,7 @@ def check_module(
             f"resolve; the smallest meaningful one is {RESOLUTION:g}"
         )
     rng = np.random.default_rng(seed)
-    named = {
-        d
-        for shape in [*module.PARAM_SHAPES.values(), *module.INPUT_SHAPES.values()]
-        for d in shape
-        if isinstance(d, str)
-    }
-    all_sizes = {d: 3 for d in named} | {"m": batch} | dict(sizes or {})
+    all_sizes = check_sizes(module, batch, sizes)
     params = random_params(module, rng, all_sizes)
     inputs = random_inputs(module, rng, all_sizes)
     args = list(inputs.values())
@@ -185,6 +216,19 @@ def check_module(
         zero = not analytic.any() and bool(np.all(np.abs(numeric) <= RESOLUTION * FLOOR))
         rows.append(ParamCheck(name, value.size, max_abs, max_rel, max_rel <= tolerance, zero))
     return CheckResult(rows, tolerance, float(base_loss))
+
+
+def check_sizes(
+    module: types.ModuleType, batch: int, sizes: Mapping[str, int] | None = None
+) -> dict[str, int]:
+    """The sizes the check uses: the batch ``m``, 3 for any other named size, or ``sizes``."""
+    named = {
+        d
+        for shape in [*module.PARAM_SHAPES.values(), *module.INPUT_SHAPES.values()]
+        for d in shape
+        if isinstance(d, str)
+    }
+    return {d: 3 for d in named} | {"m": batch} | dict(sizes or {})
 
 
 STEP = 1e-3
@@ -241,3 +285,74 @@ def _stencil(f: Callable[[float], float], h: float, stencil) -> tuple[float, flo
     values = np.array([f(k * h) for k in multiples])
     noise = np.abs(weights).sum() * ROUNDING * np.abs(values).max() / abs(12 * h)
     return float(weights @ values / (12 * h)), float(noise)
+
+
+# --- a check that ends in time -------------------------------------------------------------
+
+MAX_CHECK_ENTRIES = 1_000_000
+"""More parameter entries than this cannot be checked entry by entry in any reasonable time
+(at least 8 forward passes each); the check is refused before any array is made."""
+MAX_INPUT_ENTRIES = 10_000_000
+PASSES_PER_ENTRY = 8
+"""Forward passes per parameter entry at least: two central stencils of four points."""
+
+
+class CheckLimit(Exception):
+    """The check cannot finish, or did not finish, within its time limit; the message says
+    which and what to change."""
+
+
+def check_in_time(
+    module: types.ModuleType,
+    *,
+    batch: int = 4,
+    seed: int = 0,
+    tolerance: float = TOLERANCE,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> CheckResult:
+    """:func:`check_module` under a hard time limit: in a child process killed at the deadline
+    (:mod:`symbp.limits`). Sizes are estimated first: too many entries to hold or to check is
+    refused at once, and so is a check whose forward passes alone, at the time one takes here,
+    need longer than ``timeout``."""
+    sizes = check_sizes(module, batch)
+
+    def total(shapes: Mapping[str, tuple]) -> int:
+        return sum(math.prod(sizes[d] if isinstance(d, str) else d for d in s) for s in shapes)
+
+    entries = total(module.PARAM_SHAPES.values())
+    inputs = total(module.INPUT_SHAPES.values())
+    if entries > MAX_CHECK_ENTRIES or inputs > MAX_INPUT_ENTRIES:
+        raise CheckLimit(
+            f"too large to check by finite differences: {entries:,} parameter entries and "
+            f"{inputs:,} input entries at batch {batch} (at most {MAX_CHECK_ENTRIES:,} and "
+            f"{MAX_INPUT_ENTRIES:,}); check a smaller model of the same form"
+        )
+
+    def work(emit) -> None:
+        rng = np.random.default_rng(seed)
+        params = random_params(module, rng, sizes)
+        args = list(random_inputs(module, rng, sizes).values())
+        seconds = []
+        for _ in range(2):  # the first call also warms up: the faster one counts
+            started = time.perf_counter()
+            module.forward(params, *args)
+            seconds.append(time.perf_counter() - started)
+        needed = min(seconds) * PASSES_PER_ENTRY * entries
+        emit("estimate", needed)
+        if needed <= timeout:
+            emit("result", check_module(module, batch=batch, seed=seed, tolerance=tolerance))
+
+    outcome = run_stages(work, timeout)
+    needed = outcome.results.get("estimate")
+    if "result" in outcome.results:
+        return outcome.results["result"]
+    if needed is not None and needed > timeout:
+        raise CheckLimit(
+            f"the check needs at least {PASSES_PER_ENTRY} forward passes for each of "
+            f"{entries:,} parameter entries, about {needed:.3g} s here, more than the time "
+            f"limit of {timeout:g} s (--timeout); raise it, or check a smaller model"
+        )
+    raise CheckLimit(
+        f"the check did not finish within the time limit of {timeout:g} s (--timeout); raise "
+        "it, or check a smaller model"
+    )

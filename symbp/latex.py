@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,9 +19,11 @@ import sympy
 from sympy.printing.precedence import PRECEDENCE
 
 from symbp.build import Derivation
+from symbp.limits import DEFAULT_TIMEOUT, run_stages
 from symbp.ops import OPS
 from symbp.printing import MathLatexPrinter, Printers
 from symbp.program import Program, active_values, size_expr
+from symbp.provenance import stamp_pdf, stamp_text
 from symbp.templating import render
 
 GREEK = {
@@ -517,8 +520,18 @@ def network_matrix_form(derivation: Derivation, notation: str) -> list[str] | No
     return lines
 
 
-def naive_section(derivation: Derivation, pr: Printers) -> dict:
-    """The expanded loss and its ``sympy.diff`` gradients, for scalar Programs; else why not."""
+def naive_section(
+    derivation: Derivation,
+    pr: Printers,
+    timeout: float = DEFAULT_TIMEOUT,
+    limit: str | None = None,
+) -> dict:
+    """The expanded loss and its ``sympy.diff`` gradients, for scalar Programs; else why not.
+
+    The expansion's size is estimated first (a loss too large to print is not expanded), and
+    the rest runs under ``timeout`` in a child process (:mod:`symbp.limits`); a section cut by
+    the limit says so, and its ``skipped`` names it in one line (``limit`` describes the limit).
+    """
     program = derivation.program
     forward = program.forward_eqns
     scalar = all(not program.vars[n].shape for n in program.vars) and all(
@@ -542,6 +555,35 @@ def naive_section(derivation: Derivation, pr: Printers) -> dict:
     for eqn in forward:
         env[sympy.Symbol(eqn.out)] = eqn.attr("expr").xreplace(env)
     loss = env[sympy.Symbol(program.loss)]
+    from symbp.redundancy import written_size
+
+    written = written_size(loss)
+    if written > NAIVE_MAX_NODES:
+        return {
+            "omitted": (
+                "The naive derivation is omitted: written out, the loss alone has "
+                f"{written:,} nodes (more than {NAIVE_MAX_NODES:,}), and its gradients more."
+            )
+        }
+    outcome = run_stages(
+        lambda emit: emit("naive", _naive_expressions(derivation, pr, loss)), timeout
+    )
+    if "naive" not in outcome.results:
+        limit = limit or f"the time limit of {timeout:g} s (--timeout)"
+        return {
+            "omitted": f"The naive derivation is omitted: it did not finish within {limit}.",
+            "skipped": [f"naive derivation skipped: over {limit}"],
+        }
+    return outcome.results["naive"]
+
+
+NAIVE_MAX_NODES = 2000
+"""The largest expanded loss, in nodes of its written-out tree, whose naive derivation is
+printed: more would fill pages, and SymPy would take long to differentiate it."""
+
+
+def _naive_expressions(derivation: Derivation, pr: Printers, loss: sympy.Expr) -> dict:
+    program = derivation.program
     grads = [(p, sympy.diff(loss, sympy.Symbol(p))) for p in program.params]
     replacements, reduced = sympy.cse([g for _, g in grads], symbols=sympy.numbered_symbols("c"))
     cse_names = {s: rf"c_{{{s.name[1:]}}}" for s, _ in replacements}
@@ -574,8 +616,11 @@ def _entries(shape) -> int:
     return total
 
 
-def cost_table(derivation: Derivation) -> dict | None:
-    """The report's cost table and how it was counted, escaped for the document.
+def cost_table(
+    derivation: Derivation, timeout: float = DEFAULT_TIMEOUT, limit: str | None = None
+) -> dict | None:
+    """The report's cost table and how it was counted, escaped for the document, with
+    ``skipped``: a line for each part the time limit cut.
 
     A report that fails leaves a sentence saying so (the derivation is still useful), never a
     silently missing section.
@@ -583,13 +628,14 @@ def cost_table(derivation: Derivation) -> dict | None:
     from symbp.redundancy import latex_cost
 
     try:
-        cost = latex_cost(derivation)
+        cost = latex_cost(derivation, timeout, limit)
     except Exception as err:  # the document must still be written
         message = f"The cost table could not be computed: {type(err).__name__}: {err}"
-        return {"rows": [], "notes": [escape_text(message)]}
+        return {"rows": [], "notes": [escape_text(message)], "skipped": []}
     return {
         "rows": [[escape_text(str(c)) for c in row] for row in cost["rows"]],
         "notes": [escape_text(n) for n in cost["notes"]],
+        "skipped": cost["skipped"],
     }
 
 
@@ -615,7 +661,12 @@ def figure(derivation: Derivation) -> dict:
     }
 
 
-def context(derivation: Derivation, notation: str = "seed003") -> dict:
+def context(
+    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+) -> dict:
+    """The template's values. The naive section and the cost table share ``timeout``; the
+    parts they leave out for it are listed under ``skipped``."""
+    deadline = time.monotonic() + timeout
     program = derivation.program
     pr = printers_for(derivation)
     rows = []
@@ -636,7 +687,7 @@ def context(derivation: Derivation, notation: str = "seed003") -> dict:
         }
         for e in program.forward_eqns
     ]
-    return {
+    values = {
         "marker": "Generated by symbp",
         "title": escape_text(derivation.model.name),
         "description": escape_text(" ".join(derivation.model.description.split())),
@@ -651,14 +702,29 @@ def context(derivation: Derivation, notation: str = "seed003") -> dict:
         ],
         "matrix": network_matrix_form(derivation, notation),
         "notation": notation,
-        "naive": naive_section(derivation, pr),
-        "cost_table": cost_table(derivation),
     }
+    limit = f"the time limit of {timeout:g} s (--timeout)"
+    naive = naive_section(derivation, pr, timeout, limit)
+    cost = cost_table(derivation, max(deadline - time.monotonic(), 0.0), limit)
+    values["naive"], values["cost_table"] = naive, cost
+    values["skipped"] = naive.get("skipped", []) + (cost or {}).get("skipped", [])
+    return values
 
 
-def render_latex(derivation: Derivation, notation: str = "seed003") -> str:
-    """The complete ``.tex`` document for a derivation (deterministic)."""
-    return render("derivation.tex.j2", context(derivation, notation), "latex")
+def render_latex(
+    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+) -> str:
+    """The complete ``.tex`` document for a derivation, under symbp's header line
+    (deterministic, unless the time limit cuts a part)."""
+    return latex_document(derivation, notation, timeout)[0]
+
+
+def latex_document(
+    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+) -> tuple[str, list[str]]:
+    """The document and one line for each part the time limit left out of it."""
+    values = context(derivation, notation, timeout)
+    return stamp_text(render("derivation.tex.j2", values, "latex"), "%"), values["skipped"]
 
 
 class LatexError(Exception):
@@ -671,10 +737,11 @@ INSTALL_HINT = (
 )
 
 
-def compile_pdf(tex_path: Path, figures: Iterable[Path] = ()) -> Path:
+def compile_pdf(tex_path: Path, figures: Iterable[Path] = (), *, force: bool = False) -> Path:
     """Compile ``tex_path`` (with the ``figures`` it includes) in a temporary directory; copy
-    the PDF next to it atomically."""
-    from symbp.files import write_atomic
+    the PDF, under symbp's header (a last comment line), next to it atomically. A PDF symbp
+    did not write is kept unless ``force``."""
+    from symbp.files import write_all
 
     latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
     if pdflatex is None:
@@ -696,7 +763,7 @@ def compile_pdf(tex_path: Path, figures: Iterable[Path] = ()) -> Path:
                 text = log.read_text(errors="replace") if log.exists() else run.stdout
                 raise LatexError("LaTeX failed:\n" + "\n".join(error_lines(text.splitlines())))
         pdf = tex_path.with_suffix(".pdf")
-        write_atomic(pdf, src.with_suffix(".pdf").read_bytes())
+        write_all({pdf: stamp_pdf(src.with_suffix(".pdf").read_bytes())}, force=force)
     return pdf
 
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import click
 
+from symbp.files import OutputError
 from symbp.guard import fail, guard
+from symbp.latex import INSTALL_HINT
+from symbp.options import force_option, timeout_option
 
 
 @click.command("latex")
-@click.argument("spec", type=click.Path(path_type=Path, dir_okay=False))
+@click.argument("spec", type=click.Path(path_type=Path))
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     default=None,
-    help="The .tex file to write. Default: generated/<name>.tex.",
+    help="The .tex file to write, or a directory to write <name>.tex into. "
+    "Default: generated/<name>.tex.",
 )
 @click.option("--pdf", is_flag=True, help="Also compile it (latexmk or pdflatex) to a PDF.")
 @click.option(
@@ -27,14 +32,21 @@ from symbp.guard import fail, guard
     help="Network matrix form: row-major batch (seed003, as the code) or column vectors "
     "with δˡ and BP1–BP4 (seed002).",
 )
-@click.option("--force", is_flag=True, help="Overwrite an output file symbp did not write.")
+@timeout_option(
+    "the naive derivation and the cost table together (a part still running then is left "
+    "out, and the document and a note on stderr say so)"
+)
+@force_option
 @guard
-def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, force: bool) -> None:
+def latex_command(
+    spec: Path, output: Path | None, pdf: bool, notation: str, timeout: float, force: bool
+) -> None:
     """Write the backprop derivation of SPEC as a LaTeX document.
 
     The document lists the model, the forward pass, the backward pass step by step (the
     chain-rule sum over each value's children, then its simplified form), the matrix form for
-    networks and, for small models, the naive sympy.diff derivation.
+    networks, for small models the naive sympy.diff derivation, and the cost table of
+    `symbp report`.
 
     \b
     Example:
@@ -42,17 +54,28 @@ def latex_command(spec: Path, output: Path | None, pdf: bool, notation: str, for
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
     """
     from symbp.cli import _derive
-    from symbp.files import write_all
-    from symbp.latex import LatexError, compile_pdf, render_latex
+    from symbp.files import check_writable, write_all
+    from symbp.latex import LatexError, compile_pdf, latex_document
 
+    into = output is not None and output.is_dir()
+    if output is not None and not into and output.suffix != ".tex":
+        raise OutputError(f"{output}: name a .tex file or an existing directory with -o")
+    if pdf and shutil.which("pdflatex") is None:
+        fail(INSTALL_HINT)
     derivation = _derive(spec)
-    path = output or Path("generated") / f"{derivation.model.name}.tex"
-    outputs = {path: render_latex(derivation, notation), **_figure(derivation, path.parent)}
+    name = f"{derivation.model.name}.tex"
+    path = output / name if into else output or Path("generated") / name
+    targets = [path, path.with_suffix(".pdf")] if pdf else [path]
+    check_writable(dict.fromkeys(targets, ""), force=force)  # before the document is made
+    text, skipped = latex_document(derivation, notation, timeout)
+    outputs = {path: text, **_figure(derivation, path.parent)}
     for written in write_all(outputs, force=force):
         click.echo(f"wrote {written}")
+    for note in skipped:
+        click.echo(f"note: {note}", err=True)
     if pdf:
         try:
-            click.echo(f"wrote {compile_pdf(path, figures=list(outputs)[1:])}")
+            click.echo(f"wrote {compile_pdf(path, figures=list(outputs)[1:], force=force)}")
         except LatexError as err:
             fail(str(err))
 

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import itertools
 import random
-import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,12 +31,12 @@ import sympy
 from symbp.build import Derivation, derive
 from symbp.errors import SpecError
 from symbp.functions import FunctionTable
+from symbp.limits import DEFAULT_TIMEOUT, run_stages
 from symbp.program import Program
-from symbp.scalar import concrete_sizes, scalarize
+from symbp.scalar import concrete_sizes, scalar_work, scalarize
 from symbp.spec import Model, load
 
 DEFAULT_MAX_OPS = 200_000
-DEFAULT_TIMEOUT = 60.0
 AGREEMENT_POINTS = 3
 AGREEMENT_DIGITS = 50
 TOP_REPEATED = 12
@@ -159,139 +156,132 @@ def report(
     max_ops: int = DEFAULT_MAX_OPS,
     timeout: float = DEFAULT_TIMEOUT,
     seed: int = 0,
+    limit: str | None = None,
+    repeated: bool = True,
 ) -> Report:
     """Count the four derivations of a model's gradient at batch size ``batch``.
 
-    ``timeout`` bounds the whole case. The forward and backprop counts come first; if they
-    alone take longer, the error says so. Each later stage (naive gradients, CSE, agreement,
-    repeated subexpressions) is interrupted at the deadline and named in ``skipped``.
+    ``timeout`` bounds the whole case, and holds even inside SymPy's C code: the stages run in
+    a child process (:mod:`symbp.limits`) that is killed at the deadline. The forward and
+    backprop counts come first; if they alone cannot finish (estimated from the shapes before
+    anything is written out, or measured), the error says so. Each later stage (naive gradients,
+    CSE, agreement, repeated subexpressions) still running at the deadline is named in
+    ``skipped``. ``limit`` describes the limit in those messages; ``repeated=False`` leaves
+    out the repeated subexpressions.
     """
     derivation = _derivation(spec)
     program = derivation.program
     sizes = concrete_sizes(program, batch)
-    deadline = time.monotonic() + timeout
-    try:
-        with _time_limit(deadline):
-            shared = scalarize(program, sizes, program.forward_eqns, shared=True)
-            forward_defs = [e for name in shared.definitions for _, e in shared.definitions[name]]
-            backward = scalarize(program, sizes, program.backward_eqns, shared=True, start=shared)
-            backward_defs = [
-                e
-                for eqn in program.backward_eqns
-                for _, e in backward.definitions.get(eqn.out, [])
-            ]
-            forward_ops = sum(op_count(e) for e in forward_defs)
-            backprop_ops = sum(op_count(e) for e in backward_defs)
-            forward_muldiv = sum(mul_div_count(e) for e in forward_defs)
-            backprop_muldiv = sum(mul_div_count(e) for e in backward_defs)
-    except _OverTime:
-        raise SpecError(
-            f"counting the forward and backprop passes at sizes {sizes} took more than the time "
-            f"limit of {timeout:g} s (--timeout); use a smaller --batch or a larger --timeout"
-        ) from None
-    params = [s for p in program.params for s in shared.values[p].flat]
-    estimate = _expanded_size(shared, program.loss, len(params))
+    limit = limit or f"the time limit of {timeout:g} s (--timeout)"
+    work = scalar_work(program, program.eqns, sizes)
+    if work > WORK_PER_SECOND * timeout:
+        raise TooSlow(
+            f"counting the forward and backprop passes{_at(sizes)} means writing out about "
+            f"{work:,} scalar values, far more than fits in {limit}"
+        )
+    outcome = run_stages(
+        lambda emit: _stages(derivation, sizes, max_ops, seed, repeated, emit),
+        max(timeout, 0.0),
+    )
+    got = outcome.results
+    if "counts" not in got:
+        raise TooSlow(
+            f"counting the forward and backprop passes{_at(sizes)} took more than {limit}"
+        )
+    counts = got["counts"]
     result = Report(
         name=program.name,
         sizes=sizes,
-        parameter_entries=len(params),
-        forward_ops=forward_ops,
-        naive_ops=None,
-        naive_cse_ops=None,
-        backprop_ops=backprop_ops,
-        forward_muldiv=forward_muldiv,
-        backprop_muldiv=backprop_muldiv,
         agree=None,
         agreement="not checked: the naive gradients were skipped",
-        naive_estimate=estimate,
+        naive_ops=got.get("naive"),
+        naive_cse_ops=got.get("cse"),
+        **counts,
     )
-    if estimate > max_ops:
+    over_time = f"over {limit}"
+    if counts["naive_estimate"] > max_ops:
         result.skipped.append(
             f"naive and naive+CSE columns skipped: the naive gradients would have about "
-            f"{estimate:,} operations (more than --max-ops {max_ops:,})"
+            f"{counts['naive_estimate']:,} operations (more than --max-ops {max_ops:,})"
         )
-        return result
-    over_time = f"over the time limit of {timeout:g} s (--timeout)"
-    try:
-        with _time_limit(deadline):
-            expanded = scalarize(program, sizes, program.eqns, shared=False)
-            loss = expanded.values[program.loss].flat[0]
-            naive = [sympy.diff(loss, p) for p in params]
-            result.naive_ops = sum(op_count(g) for g in naive)
-    except _OverTime:
+    elif "naive" not in got:
         result.skipped.append(f"naive and naive+CSE columns skipped: {over_time}")
-        return result
-    try:
-        with _time_limit(deadline):
-            replacements, reduced = sympy.cse(naive)
-            result.naive_cse_ops = sum(op_count(e) for _, e in replacements) + sum(
-                op_count(e) for e in reduced
-            )
-    except _OverTime:
-        result.skipped.append(f"naive+CSE column skipped: {over_time}")
+    else:
+        if "cse" not in got:
+            result.skipped.append(f"naive+CSE column skipped: {over_time}")
+        result.agree, result.agreement = got.get("agreement", (None, f"not checked: {over_time}"))
+        if "repeated" in got:
+            result.repeated = got["repeated"]
+        elif repeated:
+            result.skipped.append(f"repeated subexpressions skipped: {over_time}")
+    return result
+
+
+def _at(sizes: dict[str, int]) -> str:
+    return " at " + ", ".join(f"{k} = {v}" for k, v in sizes.items()) if sizes else ""
+
+
+class TooSlow(SpecError):
+    """Even the forward and backprop counts do not fit in the time limit."""
+
+
+WORK_PER_SECOND = 50_000
+"""Scalar values :func:`scalarize` writes out per second, generously (it manages 3,000 to
+15,000 on the machine the README's figures come from): a case that would need more than this
+times its time limit is refused before it starts."""
+
+
+def _stages(
+    derivation: Derivation, sizes: dict[str, int], max_ops: int, seed: int, repeated: bool, emit
+) -> None:
+    """The report's stages in order, each result handed on (``emit``) as soon as it is ready."""
+    program = derivation.program
+    shared = scalarize(program, sizes, program.forward_eqns, shared=True)
+    forward_defs = [e for name in shared.definitions for _, e in shared.definitions[name]]
+    backward = scalarize(program, sizes, program.backward_eqns, shared=True, start=shared)
+    backward_defs = [
+        e for eqn in program.backward_eqns for _, e in backward.definitions.get(eqn.out, [])
+    ]
+    params = [s for p in program.params for s in shared.values[p].flat]
+    estimate = _expanded_size(shared, program.loss, len(params))
+    emit(
+        "counts",
+        {
+            "parameter_entries": len(params),
+            "forward_ops": sum(op_count(e) for e in forward_defs),
+            "backprop_ops": sum(op_count(e) for e in backward_defs),
+            "forward_muldiv": sum(mul_div_count(e) for e in forward_defs),
+            "backprop_muldiv": sum(mul_div_count(e) for e in backward_defs),
+            "naive_estimate": estimate,
+        },
+    )
+    if estimate > max_ops:
+        return
+    expanded = scalarize(program, sizes, program.eqns, shared=False)
+    loss = expanded.values[program.loss].flat[0]
+    naive = [sympy.diff(loss, p) for p in params]
+    naive_ops = sum(op_count(g) for g in naive)
+    emit("naive", naive_ops)
+    replacements, reduced = sympy.cse(naive)
+    emit(
+        "cse",
+        sum(op_count(e) for _, e in replacements) + sum(op_count(e) for e in reduced),
+    )
     leaf_symbols = [
         s
         for name in (*program.inputs, *program.params, *program.consts)
         for s in expanded.values[name].flat
     ]
     backprop_grads = [g for p in program.params for g in expanded.values[program.grads[p]].flat]
-    try:
-        with _time_limit(deadline):
-            result.agree, result.agreement = _agreement(
-                program, naive, backprop_grads, sizes, seed, leaf_symbols, result.naive_ops
-            )
-    except _OverTime:
-        result.agreement = f"not checked: {over_time}"
-    try:
-        with _time_limit(deadline):
-            expanded_view = repeated_subexpressions(naive, "expanded")
-            in_function_view = [
-                sympy.diff(_function_view(loss, derivation.functions), p) for p in params
-            ]
-            result.repeated = repeated_subexpressions(in_function_view, "function")
-            result.repeated += expanded_view
-    except _OverTime:
-        result.repeated = []
-        result.skipped.append(f"repeated subexpressions skipped: {over_time}")
-    return result
-
-
-class _OverTime(BaseException):
-    """Raised inside a stage at its deadline. A BaseException, so that no ``except Exception``
-    inside SymPy swallows it."""
-
-
-@contextmanager
-def _time_limit(deadline: float):
-    """Interrupt the block at ``deadline``: with SIGALRM in the main thread on POSIX, where
-    SymPy can be stopped mid-computation; elsewhere the block runs and is checked after."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise _OverTime
-    if (
-        not hasattr(signal, "setitimer")
-        or threading.current_thread() is not threading.main_thread()
-    ):
-        yield
-        if time.monotonic() > deadline:
-            raise _OverTime
+    emit(
+        "agreement",
+        _agreement(program, naive, backprop_grads, sizes, seed, leaf_symbols, naive_ops),
+    )
+    if not repeated:
         return
-
-    def expire(signum, frame):
-        raise _OverTime
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    started = time.monotonic()
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, remaining)
-    try:
-        yield
-    finally:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        finally:
-            signal.signal(signal.SIGALRM, previous)
-        if outer:  # an enclosing timer was running: give it back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 1e-3))
+    expanded_view = repeated_subexpressions(naive, "expanded")
+    in_function_view = [sympy.diff(_function_view(loss, derivation.functions), p) for p in params]
+    emit("repeated", repeated_subexpressions(in_function_view, "function") + expanded_view)
 
 
 def _derivation(spec: str | Path | Model | Derivation) -> Derivation:
@@ -375,7 +365,7 @@ def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repe
     by_count: dict[int, list[sympy.Expr]] = {}
     for e, c in counts.items():
         if c > 1:
-            groups.setdefault((-c, -_dag_size(e, sizes)), []).append(e)
+            groups.setdefault((-c, -written_size(e, sizes)), []).append(e)
             by_count.setdefault(c, []).append(e)
     # Most repeated first, then largest, then by text; printing is costly for big trees, so
     # only the groups that reach the top are sorted by their text.
@@ -422,8 +412,10 @@ def _occurrences(roots: list[sympy.Expr]) -> Counter:
     return written
 
 
-def _dag_size(expr: sympy.Basic, sizes: dict[sympy.Basic, int]) -> int:
-    """The number of nodes of ``expr`` written out as a tree, memoized over subexpressions."""
+def written_size(expr: sympy.Basic, sizes: dict[sympy.Basic, int] | None = None) -> int:
+    """The number of nodes of ``expr`` written out as a tree, memoized over its distinct
+    subexpressions (the tree repeats them: walking it node by node could take forever)."""
+    sizes = {} if sizes is None else sizes
     stack = [expr]
     while stack:
         node = stack[-1]
@@ -578,36 +570,58 @@ def sweep(
     max_ops: int,
     timeout: float,
     progress: Callable[[], None] | None = None,
-) -> list[tuple[int, int, Report]]:
-    """Reports for every (depth, width), to see how each count grows."""
-    rows = []
-    for depth in depths:
-        for width in widths:
-            rows.append(
-                (
-                    depth,
-                    width,
-                    report(
-                        make_model(depth, width), batch=batch, max_ops=max_ops, timeout=timeout
-                    ),
-                )
+) -> list[tuple[int, int, Report | str]]:
+    """Reports for every (depth, width), to see how each count grows.
+
+    ``timeout`` bounds the whole sweep: each case gets an equal share of the time left, so
+    time a small case does not use goes to the larger ones after it. A case whose counts do
+    not fit in its share is the reason it was skipped, a string, in place of its report.
+    """
+    deadline = time.monotonic() + timeout
+    cases = [(depth, width) for depth in depths for width in widths]
+    rows: list[tuple[int, int, Report | str]] = []
+    for done, (depth, width) in enumerate(cases):
+        share = max(deadline - time.monotonic(), 0.0) / (len(cases) - done)
+        limit = f"its share ({share:.3g} s) of the sweep's time limit of {timeout:g} s (--timeout)"
+        try:
+            result: Report | str = report(
+                make_model(depth, width),
+                batch=batch,
+                max_ops=max_ops,
+                timeout=share,
+                limit=limit,
             )
-            if progress:
-                progress()
+        except TooSlow as err:
+            result = f"not counted: {err.message}"
+        rows.append((depth, width, result))
+        if progress:
+            progress()
     return rows
 
 
 LATEX_MAX_OPS = 20_000
-LATEX_TIMEOUT = 600.0
-"""The LaTeX cost table's limits. The document must not depend on the machine's speed (the
-committed ``generated/*.tex`` are checked for freshness), so ``--max-ops`` decides what is
-skipped, and the time limit is only a guard far above any case that size allows."""
+"""The LaTeX cost table leaves out naive columns estimated above this size: the document must
+not depend on the machine's speed (the committed ``generated/*.tex`` are checked for
+freshness), so a fixed size decides, and the time limit only guards the rest."""
 
 
-def latex_cost(derivation: Derivation) -> dict[str, Any]:
+def latex_cost(
+    derivation: Derivation, timeout: float = DEFAULT_TIMEOUT, limit: str | None = None
+) -> dict[str, Any]:
     """The LaTeX derivation's cost section: table rows (derivation, operations, ratio to
-    forward) and sentences on how they were counted, in plain text."""
-    result = report(derivation, max_ops=LATEX_MAX_OPS, timeout=LATEX_TIMEOUT)
+    forward), sentences on how they were counted, in plain text, and ``skipped``: one line for
+    each part the time limit (described by ``limit``) cut."""
+    limit = limit or f"the time limit of {timeout:g} s (--timeout)"
+    try:
+        result = report(
+            derivation, max_ops=LATEX_MAX_OPS, timeout=timeout, limit=limit, repeated=False
+        )
+    except TooSlow as err:
+        return {
+            "rows": [],
+            "notes": [f"The cost table is left out: {err.message}."],
+            "skipped": [f"cost table skipped: {err.message}"],
+        }
     rows = [("derivation", "operations", "ratio to forward")]
     for label, count in (
         ("(a) forward, as the program computes it", result.forward_ops),
@@ -634,6 +648,7 @@ def latex_cost(derivation: Derivation) -> dict[str, Any]:
         f"forward pass ({result.cheap_gradient_muldiv_ratio:.2f} counting × and ÷ only), "
         "a small constant, as the cheap-gradient principle says."
     ]
+    timed_out = [f"cost table: {s}" for s in result.skipped if limit in s]
     if result.naive_ops is None:
         if result.naive_estimate is not None and result.naive_estimate > LATEX_MAX_OPS:
             notes.append(
@@ -645,4 +660,7 @@ def latex_cost(derivation: Derivation) -> dict[str, Any]:
     elif result.agree is not None:
         verdict = "the same functions" if result.agree else "NOT the same functions"
         notes.append(f"The naive and backprop gradients are {verdict} ({result.agreement}).")
-    return {"rows": rows, "notes": notes}
+    else:
+        notes.append(f"The naive and backprop gradients were {result.agreement}.")
+        timed_out.append(f"cost table: agreement {result.agreement}")
+    return {"rows": rows, "notes": notes, "skipped": timed_out}

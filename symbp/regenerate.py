@@ -25,6 +25,10 @@ def expected_outputs(root: Path) -> dict[Path, str]:
 
 
 def main() -> None:
+    """Rewrite ``generated/``; ``--force`` also replaces files symbp did not write or that
+    were edited (files in the old format, say)."""
+    import sys
+
     from symbp.files import write_all
     from symbp.verify import verify_source
 
@@ -33,7 +37,7 @@ def main() -> None:
     for path, text in outputs.items():
         if path.suffix == ".py":
             verify_source(text, path.stem)
-    for path in write_all(outputs):
+    for path in write_all(outputs, force="--force" in sys.argv[1:]):
         print(f"wrote {path.relative_to(root)}")
 
 

@@ -11,10 +11,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from symbp.errors import SpecError
+from symbp.files import check_writable, write_all
 from symbp.guard import guard
-from symbp.redundancy import DEFAULT_MAX_OPS, DEFAULT_TIMEOUT, Report, report, sweep
+from symbp.options import force_option, timeout_option
+from symbp.provenance import stamp_json, stamp_png, stamp_text
+from symbp.redundancy import DEFAULT_MAX_OPS, Report, TooSlow, report, sweep
 from symbp.spec import Layer, Model, load
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.\s*(\d+))?\s*$")
@@ -130,7 +134,7 @@ def _sweep_title(model: Model, widths: list[int], batch: int) -> str:
 
 
 @click.command("report")
-@click.argument("spec", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("spec", type=click.Path(path_type=Path))
 @click.option(
     "--batch", default=1, show_default=True, type=click.IntRange(1, 64), help="Batch rows m."
 )
@@ -138,9 +142,14 @@ def _sweep_title(model: Model, widths: list[int], batch: int) -> str:
 @click.option("--sweep", "sweep_depth", default=None, help="Depths to sweep, e.g. depth=1..6.")
 @click.option("--width", default="2", show_default=True, help="Widths for --sweep, e.g. 2..4.")
 @click.option("--csv", "as_csv", is_flag=True, help="With --sweep: print CSV.")
+@click.option("--plot", type=click.Path(path_type=Path), help="With --sweep: a PNG.")
 @click.option(
-    "--plot", type=click.Path(dir_okay=False, path_type=Path), help="With --sweep: a PNG."
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Write the table, JSON or CSV to this file (with symbp's header line), not stdout.",
 )
+@force_option
 @click.option(
     "--max-ops",
     default=DEFAULT_MAX_OPS,
@@ -148,15 +157,11 @@ def _sweep_title(model: Model, widths: list[int], batch: int) -> str:
     type=click.IntRange(1),
     help="Skip naive columns above this estimated size.",
 )
-@click.option(
-    "--timeout",
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    type=click.FloatRange(0.1),
-    help="Seconds per case.",
-)
+@timeout_option("the report, or the whole --sweep (stages still running then are named)")
 @guard
-def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_ops, timeout):
+def report_command(
+    spec, batch, as_json, sweep_depth, width, as_csv, plot, output, force, max_ops, timeout
+):
     """Count naive differentiation against CSE and backprop, and show the redundancy.
 
     The loss is expanded at small concrete sizes (batch from --batch, other named sizes 2)
@@ -172,10 +177,21 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
       symbp report examples/cs229_two_layer.toml --json
       symbp report examples/cs229_two_layer.toml --sweep depth=1..4 --width 2..3 --csv
     """
+    _refuse_combinations(sweep_depth, as_json, as_csv, plot, output)
     model = load(spec)
+    if output is not None or plot is not None:  # refuse before computing, not after
+        check_writable({p: "" for p in (output, plot) if p is not None}, force=force)
     if sweep_depth is None:
-        result = report(model, batch=batch, max_ops=max_ops, timeout=timeout)
-        click.echo(json.dumps(result.to_json(), indent=2) if as_json else _table(result))
+        try:
+            result = report(model, batch=batch, max_ops=max_ops, timeout=timeout)
+        except TooSlow as err:
+            raise SpecError(
+                f"{err.message}; use a larger --timeout, or a smaller --batch or model"
+            ) from None
+        if as_json:
+            _emit(json.dumps(result.to_json(), indent=2), output, force, result.to_json())
+        else:
+            _emit(_table(result), output, force)
         return
     depths = _parse_range(sweep_depth.removeprefix("depth="), "--sweep depth")
     widths = _parse_range(width, "--width")
@@ -203,30 +219,21 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
         "naive_ratio",
         "backprop_ratio",
     ]
-    table = [
-        [
-            d,
-            w,
-            r.forward_ops,
-            r.naive_ops,
-            r.naive_cse_ops,
-            r.backprop_ops,
-            r.ratio(r.naive_ops),
-            r.ratio(r.backprop_ops),
-        ]
-        for d, w, r in rows
-    ]
-    notes = [f"depth {d}, width {w}: {note}" for d, w, r in rows for note in r.skipped]
+    table = [[d, w, *_sweep_cells(r)] for d, w, r in rows]
+    notes = [f"depth {d}, width {w}: {note}" for d, w, r in rows for note in _notes(r)]
     if as_json:
         objects = []
         for (_, _, r), row in zip(rows, table, strict=True):
             item = dict(zip(header, row, strict=True))
-            item["cheap_gradient_ratio"] = r.cheap_gradient_ratio
-            item["cheap_gradient_muldiv_ratio"] = r.cheap_gradient_muldiv_ratio
-            item["agree"] = r.agree
-            item["skipped"] = r.skipped
+            counted = isinstance(r, Report)
+            item["cheap_gradient_ratio"] = r.cheap_gradient_ratio if counted else None
+            item["cheap_gradient_muldiv_ratio"] = (
+                r.cheap_gradient_muldiv_ratio if counted else None
+            )
+            item["agree"] = r.agree if counted else None
+            item["skipped"] = _notes(r)
             objects.append(item)
-        click.echo(json.dumps(objects, indent=2))
+        _emit(json.dumps(objects, indent=2), output, force, objects)
     elif as_csv:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -237,34 +244,79 @@ def report_command(spec, batch, as_json, sweep_depth, width, as_csv, plot, max_o
                 for row in table
             ]
         )
-        click.echo(out.getvalue(), nl=False)
+        _emit(out.getvalue().removesuffix("\n"), output, force)
         for note in notes:  # empty cells in the CSV; the reason on stderr
             click.echo(f"note: {note}", err=True)
     else:
-        click.echo(title)
-        click.echo(_aligned(SWEEP_COLUMNS))
+        lines = [title, _aligned(SWEEP_COLUMNS)]
         for row in table:
             shown = [
                 "skipped" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
                 for v in row
             ]
-            click.echo(_aligned(shown))
-        for note in notes:
-            click.echo(f"note: {note}")
+            lines.append(_aligned(shown))
+        lines += [f"note: {note}" for note in notes]
+        _emit("\n".join(lines), output, force)
     if plot is not None:
-        _plot(rows, plot, title)
+        _plot([(d, w, r) for d, w, r in rows if isinstance(r, Report)], plot, title, force)
         click.echo(f"wrote {plot}", err=True)
 
 
-def _plot(rows, path: Path, family: str) -> None:
-    try:
-        import matplotlib
+def _refuse_combinations(sweep_depth, as_json, as_csv, plot, output) -> None:
+    """Flags that cannot work together are refused before anything is computed."""
+    context = click.get_current_context()
+    if as_json and as_csv:
+        raise SpecError("--json and --csv are two formats; choose one")
+    if sweep_depth is None:
+        for flag, given in (
+            ("--csv", as_csv),
+            ("--plot", plot is not None),
+            ("--width", context.get_parameter_source("width") is not ParameterSource.DEFAULT),
+        ):
+            if given:
+                raise SpecError(f"{flag} works with --sweep only; add --sweep depth=A..B")
+    if plot is not None and output is not None and plot == output:
+        raise SpecError("--plot and -o name the same file; name two files")
+    if plot is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise SpecError("--plot needs matplotlib: pip install 'symbp[plot]'") from None
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SpecError("--plot needs matplotlib: pip install 'symbp[plot]'") from None
-    from symbp.files import write_atomic
+
+def _emit(text: str, output: Path | None, force: bool, payload=None) -> None:
+    """Print ``text``, or write it to ``output`` under symbp's header line (JSON: ``payload``
+    under ``"report"``)."""
+    if output is None:
+        click.echo(text)
+        return
+    stamped = stamp_json(payload) if payload is not None else stamp_text(text + "\n")
+    write_all({output: stamped}, force=force)
+    click.echo(f"wrote {output}", err=True)
+
+
+def _sweep_cells(r: Report | str) -> list:
+    if not isinstance(r, Report):
+        return [None] * 6
+    return [
+        r.forward_ops,
+        r.naive_ops,
+        r.naive_cse_ops,
+        r.backprop_ops,
+        r.ratio(r.naive_ops),
+        r.ratio(r.backprop_ops),
+    ]
+
+
+def _notes(r: Report | str) -> list[str]:
+    return list(r.skipped) if isinstance(r, Report) else [r]
+
+
+def _plot(rows, path: Path, family: str, force: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 4.5))
     widths = sorted({w for _, w, _ in rows})
@@ -302,4 +354,5 @@ def _plot(rows, path: Path, family: str) -> None:
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=120, metadata={"Software": None, "Title": family})
-    write_atomic(path, buffer.getvalue())
+    plt.close(fig)
+    write_all({path: stamp_png(buffer.getvalue())}, force=force)

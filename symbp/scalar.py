@@ -9,6 +9,7 @@ reused), and *expanded*, where every value is written out in the parameters and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -30,6 +31,18 @@ def concrete_sizes(
 
 def concrete_shape(shape: Shape, sizes: Mapping[str, int]) -> tuple[int, ...]:
     return tuple(sizes[d] if isinstance(d, str) else d for d in shape)
+
+
+def scalar_work(program: Program, eqns: Iterable[Eqn], sizes: Mapping[str, int]) -> int:
+    """How many scalar entries writing ``eqns`` out at ``sizes`` reads or makes, from shapes
+    alone: each assignment counts its result's entries or its arguments' (a matrix product
+    reads all of its arguments to make a few), whichever is more. An estimate, made before
+    anything is written out, of the work :func:`scalarize` does."""
+
+    def entries(name: str) -> int:
+        return math.prod(concrete_shape(program.shape(name), sizes))
+
+    return sum(max(entries(e.out), sum(entries(a) for a in e.args)) for e in eqns)
 
 
 def entry_symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:

@@ -12,17 +12,22 @@ from pathlib import Path
 from typing import Any
 
 from symbp.errors import SpecError
+from symbp.files import read_regular
 from symbp.functions import ACTIVATIONS
 from symbp.names import check_function_name, check_module_name, clashes
 from symbp.naming import network_values
 from symbp.ops import FUSED_LOSSES
 from symbp.parse import Call, ParseError, parse_expression, quoted, walk
+from symbp.tomlkeys import deepest_key, oversized_number
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_UNITS = 1_000_000
 MAX_LAYERS = 10_000
 MAX_DESCRIPTION = 2000
 MAX_FUNCTIONS = 100
+MAX_NESTING = 32
+"""Arrays and tables nested deeper than this are named in the error of a spec tomllib cannot
+read for its depth."""
 FUNCTION_BUDGET = 8
 FUNCTIONS_BUDGET = 24
 """How much all ``[functions]`` bodies together may cost: each is differentiated on its own."""
@@ -103,14 +108,13 @@ def load(path: str | Path) -> Model:
     """Read and validate a spec file; raises SpecError naming the file and key."""
     path = Path(path)
     where = str(path)
-    try:
-        if path.exists() and not path.is_file():
-            # A directory, a pipe that would wait for a writer, a device such as /dev/zero.
-            raise SpecError("not a regular file; name a .toml spec file", where=where)
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as err:
-        raise SpecError(f"cannot read the spec: {err.strerror}", where=where) from None
+    if path.suffix == ".py":
+        raise SpecError(
+            "this looks like a generated module (a .py file), not a spec; name the .toml spec "
+            "it was generated from (symbp check takes a module)",
+            where=where,
+        )
+    data = read_regular(path, MAX_SPEC_BYTES, "the spec", ".toml spec")
     if len(data) > MAX_SPEC_BYTES:
         raise SpecError(f"the spec is larger than {MAX_SPEC_BYTES} bytes", where=where)
     try:
@@ -123,14 +127,33 @@ def load(path: str | Path) -> Model:
 def loads(text: str, *, where: str = "<spec>") -> Model:
     """Validate a spec given as TOML text."""
     _check_source(where)
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SpecError(f"TOML syntax error: {err}", where=where) from None
+    doc = _parse_toml(text, where)
     try:
         return _model(doc, where)
     except SpecError as err:
         raise err.located(where=where) from None
+
+
+def _parse_toml(text: str, where: str) -> dict[str, Any]:
+    """The TOML document; the limits tomllib hits without naming a key are named here."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise SpecError(f"TOML syntax error: {err}", where=where) from None
+    except ValueError:  # an integer longer than Python reads (4300 digits)
+        found = oversized_number(text)
+        if found is None:
+            raise
+        key, digits = found
+        raise SpecError(
+            f"a number of {digits} digits; numbers in a spec are far smaller", where=where, key=key
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"nested more than {MAX_NESTING} arrays or tables deep; a spec needs a few levels",
+            where=where,
+            key=deepest_key(text, MAX_NESTING),
+        ) from None
 
 
 def _check_source(where: str) -> None:
@@ -212,15 +235,25 @@ def _int(table: Mapping[str, Any], key: str, prefix: str, low: int, high: int) -
     if isinstance(value, bool) or not isinstance(value, int):
         raise SpecError(f"must be an integer, got {_kind(value)}", key=prefix + key)
     if not low <= value <= high:
-        raise SpecError(f"must be between {low} and {high}, got {value}", key=prefix + key)
+        raise SpecError(
+            f"must be between {low} and {high}, got {_number(value)}", key=prefix + key
+        )
     return value
+
+
+def _number(value: int) -> str:
+    """An integer for a message: a huge one by its number of digits, not all of them."""
+    digits = len(str(abs(value)))
+    return str(value) if digits <= 20 else f"an integer of {digits} digits"
 
 
 def _kind(value: Any) -> str:
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
+    if type(value) is int and len(str(abs(value))) > 20:
+        return _number(value)
     for t, n in names.items():
         if isinstance(value, t):
-            return f"{n} ({value!r})"
+            return f"{n} ({quoted(value) if t is str else repr(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):

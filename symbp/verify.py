@@ -9,21 +9,26 @@ anywhere in the derivation moves almost every direction's derivative, so it cann
 
 from __future__ import annotations
 
-import itertools
 import types
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
-from symbp.gradcheck import RESOLUTION, TOLERANCE, derivative, random_inputs, random_params
+from symbp.gradcheck import (
+    RESOLUTION,
+    TOLERANCE,
+    derivative,
+    module_from_source,
+    random_inputs,
+    random_params,
+)
 
 DIRECTIONS = 2
 SIZE = 3
 """Every named size (the batch too) takes this value at the verification point."""
 ATTEMPTS = 3
 """Random points tried before giving up on a model whose loss is not finite at them."""
-_counter = itertools.count()
 
 
 class VerificationError(Exception):
@@ -39,13 +44,6 @@ class Verification:
     worst: float
     """The largest relative error over the directions."""
     directions: int
-
-
-def module_from_source(source: str, name: str) -> types.ModuleType:
-    """The module symbp just generated, executed from its text (its own output, not a file)."""
-    module = types.ModuleType(f"_symbp_verified_{name}_{next(_counter)}")
-    exec(compile(source, f"<generated {name}>", "exec"), module.__dict__)
-    return module
 
 
 def verify_source(source: str, name: str, *, seed: int = 0) -> Verification:

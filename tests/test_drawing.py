@@ -21,7 +21,7 @@ from symbp import drawing
 from symbp.build import derive
 from symbp.bundled import example_specs
 from symbp.cli import main
-from symbp.files import MARKER, ours
+from symbp.provenance import Provenance, provenance
 from symbp.spec import load, loads
 from tests.conftest import ROOT, network_spec
 
@@ -220,7 +220,9 @@ def test_every_example_in_every_format(spec, tmp_path):
             result = CliRunner().invoke(main, args)
             assert result.exit_code == 0, result.output
             data = out.read_bytes()
-            assert ours(out), "symbp must recognize its own picture to overwrite it"
+            assert provenance(out.read_bytes()) is Provenance.OURS, (
+                "symbp must verify its own picture"
+            )
             if fmt == "png":
                 width, height = png_size(data)
                 assert 100 < width < 8000 and 100 < height < 8000
@@ -237,7 +239,7 @@ def test_every_example_in_every_format(spec, tmp_path):
                 nodes, _ = svg_graph(data)
                 assert names <= set(nodes)
             else:
-                assert data.decode("utf-8").startswith(f"// {MARKER}")
+                assert data.decode("utf-8").startswith("# symbp ")
         # Run again: symbp overwrites its own pictures without --force.
         assert CliRunner().invoke(main, args).exit_code == 0
 
@@ -365,7 +367,8 @@ def test_document_opens_its_model_section_with_the_figure(tmp_path):
     result = CliRunner().invoke(main, ["latex", str(SEED004), "-o", str(out), "--pdf"])
     assert result.exit_code == 0, result.output
     figure = tmp_path / "logistic_l2-graph.pdf"
-    assert figure.read_bytes().startswith(b"%PDF") and ours(figure)
+    assert figure.read_bytes().startswith(b"%PDF")
+    assert provenance(figure.read_bytes()) is Provenance.OURS
     tex = out.read_text(encoding="utf-8")
     section = tex.index(r"\section{The model}")
     assert tex.index(r"\includegraphics", section) < tex.index(r"\begin{tabular}", section)

@@ -16,7 +16,6 @@ from symbp.backprop import backprop
 from symbp.build import Derivation, derive
 from symbp.bundled import example_specs
 from symbp.cli import main
-from symbp.files import MARKER
 from symbp.functions import builtin_table
 from symbp.latex import (
     LatexError,
@@ -29,6 +28,7 @@ from symbp.latex import (
     render_latex,
 )
 from symbp.program import Builder, Program, Var
+from symbp.provenance import Provenance, provenance
 from symbp.spec import Model, load, loads
 from tests.conftest import ROOT
 
@@ -195,8 +195,8 @@ def test_document_is_deterministic_and_marked():
     derivation = derive(load(ROOT / "examples" / "mlp_digits.toml"))
     first = render_latex(derivation)
     assert first == render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")))
-    assert first.startswith("% ")
-    assert MARKER in first.splitlines()[0]
+    assert re.fullmatch(r"% symbp 0\.1\.0 sha256:[0-9a-f]{64}", first.splitlines()[0])
+    assert provenance(first.encode()) is Provenance.OURS
     assert str(ROOT) not in first
 
 
@@ -297,9 +297,12 @@ def test_cli_writes_tex_and_pdf(tmp_path):
     spec = str(ROOT / "examples" / "softmax_two_layer.toml")
     result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
     assert result.exit_code == 0, result.output
-    assert out.read_text(encoding="utf-8").startswith("% " + MARKER)
-    assert (tmp_path / "two.pdf").read_bytes().startswith(b"%PDF")
+    assert provenance(out.read_bytes()) is Provenance.OURS
+    pdf = (tmp_path / "two.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and provenance(pdf) is Provenance.OURS
     # The document's computation-graph figure sits beside it, named after the model.
+    figure = tmp_path / "softmax_two_layer-graph.pdf"
+    assert provenance(figure.read_bytes()) is Provenance.OURS
     names = ["softmax_two_layer-graph.pdf", "two.pdf", "two.tex"]
     assert sorted(p.name for p in tmp_path.iterdir()) == names
 
@@ -311,7 +314,7 @@ def test_cli_without_pdflatex_says_how_to_install(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
     assert result.exit_code == 2
     assert "apt-get install texlive-latex-base texlive-latex-recommended" in result.output
-    assert out.exists() and not (tmp_path / "x.pdf").exists()
+    assert not out.exists() and not (tmp_path / "x.pdf").exists()  # refused before writing
 
 
 def test_cli_refuses_a_file_it_did_not_write(tmp_path):

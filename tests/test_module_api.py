@@ -36,31 +36,35 @@ def test_generation_is_deterministic():
     assert first == second
 
 
+def one_hot(rows: int, classes: int = 3, dtype=np.float64) -> np.ndarray:
+    return np.eye(classes, dtype=dtype)[np.arange(rows) % classes]
+
+
 def test_shape_errors_name_the_argument(build_module):
     module, _ = build_module(SPEC)
     params = module.init_params(0)
     X = np.zeros((2, 4))
     with pytest.raises(ValueError, match=r"X must have shape \(m, 4\), got \(2, 5\)"):
-        module.forward(params, np.zeros((2, 5)), np.zeros((2, 3)))
-    with pytest.raises(ValueError, match=r"T must have shape \(m, 3\) with m = 2, got \(3, 3\)"):
-        module.forward(params, X, np.zeros((3, 3)))
+        module.forward(params, np.zeros((2, 5)), one_hot(2))
+    with pytest.raises(ValueError, match=r"disagree on the size m: X has m = 2, T has m = 3$"):
+        module.forward(params, X, one_hot(3))
     bad = dict(params, W2=np.zeros((5, 4)))
     with pytest.raises(ValueError, match=r"params\['W2'\] must have shape \(5, 3\), got \(5, 4\)"):
-        module.forward(bad, X, np.zeros((2, 3)))
+        module.forward(bad, X, one_hot(2))
     with pytest.raises(ValueError, match="params is missing"):
-        module.forward({"W1": params["W1"]}, X, np.zeros((2, 3)))
+        module.forward({"W1": params["W1"]}, X, one_hot(2))
 
 
 def test_dtype_errors(build_module):
     module, _ = build_module(SPEC)
     params = module.init_params(0, dtype=np.float32)
     with pytest.raises(ValueError, match="X has dtype float64 but the parameters have float32"):
-        module.forward(params, np.zeros((2, 4)), np.zeros((2, 3), dtype=np.float32))
+        module.forward(params, np.zeros((2, 4)), one_hot(2, dtype=np.float32))
     with pytest.raises(ValueError, match="must hold real numbers"):
-        module.forward(params, np.array([["a"] * 4]), np.zeros((1, 3), dtype=np.float32))
+        module.forward(params, np.array([["a"] * 4]), one_hot(1, dtype=np.float32))
     mixed = dict(params, b1=params["b1"].astype(np.float64))
     with pytest.raises(ValueError, match="use one dtype"):
-        module.forward(mixed, np.zeros((2, 4), np.float32), np.zeros((2, 3), np.float32))
+        module.forward(mixed, np.zeros((2, 4), np.float32), one_hot(2, dtype=np.float32))
     with pytest.raises(ValueError, match="class labels outside"):
         module.forward(params, np.zeros((2, 4), np.float32), np.array([0, 3]))
 
