@@ -61,8 +61,13 @@ def run_stages(work: Callable[[Emit], None], timeout: float) -> Outcome:
     read_end, write_end = os.pipe()
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    with warnings.catch_warnings():  # Python 3.12+ warns of forking with threads alive;
-        warnings.simplefilter("ignore", DeprecationWarning)  # the child starts none of its own
+    with warnings.catch_warnings():
+        # Python 3.12+ (and JAX, when the caller imported it) warn of forking with threads
+        # alive: the child runs SymPy only, and touches no thread-owned state of theirs.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning
+        )
         pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
