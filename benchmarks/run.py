@@ -72,10 +72,10 @@ def spec_text(name: str, inputs: int, layers, loss: str, l2: float) -> str:
 
 
 def generate_module(text: str, directory: Path):
-    from symbp.build import derive
-    from symbp.codegen import generate
-    from symbp.gradcheck import load_module
-    from symbp.spec import loads
+    from symbp.analysis.gradcheck import load_module
+    from symbp.derivation import derive
+    from symbp.emit.numpy_module import generate
+    from symbp.front.spec import loads
 
     derivation = derive(loads(text))
     path = directory / f"{derivation.model.name}.py"
@@ -349,9 +349,9 @@ def step_memory(np, module, params, X, T, layers, label):
 
 
 def derivation_cost(quick: bool) -> dict:
-    from symbp.build import derive
-    from symbp.codegen import generate
-    from symbp.spec import loads
+    from symbp.derivation import derive
+    from symbp.emit.numpy_module import generate
+    from symbp.front.spec import loads
 
     def measure(text):
         """Wall time of a first derive + codegen (no tracing), then its peak under tracemalloc."""

@@ -23,11 +23,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from symbp.build import derive  # noqa: E402
-from symbp.bundled import example_specs  # noqa: E402
-from symbp.codegen import generate  # noqa: E402
-from symbp.spec import load  # noqa: E402
-from symbp.verify import verify_source  # noqa: E402
+from symbp.analysis.verify import verify_source  # noqa: E402
+from symbp.derivation import derive  # noqa: E402
+from symbp.emit.numpy_module import generate  # noqa: E402
+from symbp.front.spec import load  # noqa: E402
+from symbp.resources import example_specs  # noqa: E402
 
 
 def wall(args: list[str]) -> float:

@@ -4,7 +4,7 @@ __version__ = "0.1.0"
 
 
 def report(*args, **kwargs):
-    """The redundancy report of a spec (see :func:`symbp.redundancy.report`)."""
-    from symbp.redundancy import report as _report
+    """The redundancy report of a spec (see :func:`symbp.analysis.redundancy.report`)."""
+    from symbp.analysis.redundancy import report as _report
 
     return _report(*args, **kwargs)

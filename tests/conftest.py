@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
-from symbp.build import derive
-from symbp.codegen import generate
-from symbp.gradcheck import load_module
-from symbp.spec import loads
+from symbp.analysis.gradcheck import load_module
+from symbp.derivation import derive
+from symbp.emit.numpy_module import generate
+from symbp.front.spec import loads
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import sympy
 
-from symbp.build import derive
-from symbp.codegen import generate
-from symbp.functions import builtin_table
-from symbp.gradcheck import check_module
-from symbp.printing import Printers
-from symbp.spec import loads
+from symbp.analysis.gradcheck import check_module
+from symbp.derivation import derive
+from symbp.emit.numpy_module import generate
+from symbp.emit.printing import Printers
+from symbp.front.spec import loads
+from symbp.ir.functions import builtin_table
 from tests.conftest import network_spec
 
 a, b, c, m = sympy.symbols("a b c m")

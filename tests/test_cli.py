@@ -158,7 +158,7 @@ def test_an_internal_error_is_one_line_naming_the_spec(spec: Path, tmp_path: Pat
     def broken(derivation):
         raise TypeError("printer exploded")
 
-    monkeypatch.setattr("symbp.codegen.generate", broken)
+    monkeypatch.setattr("symbp.emit.numpy_module.generate", broken)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(out)])
     assert result.exit_code == 2
@@ -175,7 +175,7 @@ def test_running_out_of_memory_is_one_line(spec: Path, monkeypatch):
     def greedy(module, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr("symbp.gradcheck.check_module", greedy)
+    monkeypatch.setattr("symbp.analysis.gradcheck.check_module", greedy)
     result = CliRunner().invoke(main, ["check", str(spec)])
     assert result.exit_code == 2
     (line,) = result.stderr.strip().splitlines()

@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from symbp import drawing
-from symbp.build import derive
-from symbp.bundled import example_specs
 from symbp.cli import main
+from symbp.derivation import derive
+from symbp.emit import drawing
+from symbp.front.spec import load, loads
 from symbp.provenance import Provenance, provenance
-from symbp.spec import load, loads
+from symbp.resources import example_specs
 from tests.conftest import ROOT, network_spec
 
 SEED004 = ROOT / "examples" / "logistic_l2.toml"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import sympy
 
-from symbp.functions import ACTIVATIONS, Z, builtin_table, derivative
-from symbp.gradcheck import check_module
+from symbp.analysis.gradcheck import check_module
+from symbp.ir.functions import ACTIVATIONS, Z, builtin_table, derivative
 from tests.conftest import network_spec
 
 POINTS = [sympy.Rational(p, 1000) for p in (-2500, -700, -1, 0, 1, 300, 1900)]

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from symbp.regenerate import expected_outputs
+from symbp.cli.regenerate import expected_outputs
 from tests.conftest import ROOT
 
 
@@ -19,7 +19,7 @@ def test_generated_files_are_fresh(monkeypatch):
         for path, text in expected.items()
         if not path.exists() or path.read_text(encoding="utf-8") != text
     ]
-    assert not stale, f"stale: {stale}; run `python -m symbp.regenerate`"
+    assert not stale, f"stale: {stale}; run `python -m symbp.cli.regenerate`"
     made = [*(ROOT / "generated").glob("*.py"), *(ROOT / "generated").glob("*.tex")]
     extra = set(made) - set(expected)
     assert not extra, f"files with no example: {sorted(map(str, extra))}"

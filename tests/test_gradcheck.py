@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from symbp.gradcheck import check_module
+from symbp.analysis.gradcheck import check_module
 from tests.conftest import network_spec
 
 DEAD = """name = "dead"

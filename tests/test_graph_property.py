@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symbp.gradcheck import check_module
+from symbp.analysis.gradcheck import check_module
 
 FUNCTIONS = ["tanh", "sigmoid", "softplus", "silu", "gelu", "exp"]
 EXAMPLES = 60
@@ -108,10 +108,10 @@ TOKENS = [
 def test_any_step_derives_or_gives_a_spec_error(pieces):
     """A step made of any sequence of pieces either derives and generates a module, or is a
     SpecError (one line, exit 2 in the CLI); nothing else is raised."""
-    from symbp.build import derive
-    from symbp.codegen import generate
+    from symbp.derivation import derive
+    from symbp.emit.numpy_module import generate
     from symbp.errors import SpecError
-    from symbp.spec import loads
+    from symbp.front.spec import loads
 
     step = "E = " + "".join(pieces)
     spec = (

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from symbp.analysis.gradcheck import check_module
 from symbp.cli import main
 from symbp.errors import SpecError
-from symbp.gradcheck import check_module
-from symbp.ops import OPS, Lazy
+from symbp.ir.ops import OPS, Lazy
 
 
 def graph(params: str, steps: list[str], *, inputs: str = "", loss: str = "L") -> str:
@@ -130,8 +130,8 @@ def test_a_function_of_a_number_folds_to_a_constant(build_module):
 
 
 def test_a_constant_that_is_not_real_names_the_step():
-    from symbp.build import derive
-    from symbp.spec import loads
+    from symbp.derivation import derive
+    from symbp.front.spec import loads
 
     with pytest.raises(SpecError, match=r"steps\[0\].*not a real number|steps\[0\].*not real"):
         derive(loads(graph('w = "scalar"', ["E = w * sqrt(0 - 2)"], loss="E")))

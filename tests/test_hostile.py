@@ -17,12 +17,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from symbp.build import derive
 from symbp.cli import main
-from symbp.codegen import generate
-from symbp.latex import render_latex
+from symbp.derivation import derive
+from symbp.emit.latex import render_latex
+from symbp.emit.numpy_module import generate
+from symbp.front.spec import loads
 from symbp.provenance import stamp_png, stamp_text
-from symbp.spec import loads
 from tests.conftest import network_spec
 
 SPEC = network_spec(3, [(4, "tanh"), (2, "identity")], "softmax_cross_entropy", name="tiny")
@@ -572,7 +572,7 @@ def test_trust_runs_the_file_and_its_help_says_so(tmp_path: Path, monkeypatch):
 
 def test_check_runs_the_bytes_it_verified_not_the_file_again(tmp_path: Path, monkeypatch):
     """A file swapped for another after symbp read it: what runs is what was verified."""
-    import symbp.gradcheck as gradcheck
+    import symbp.analysis.gradcheck as gradcheck
 
     path = write(tmp_path / "tiny.py", module_text())
     read = gradcheck.read_regular
@@ -673,7 +673,7 @@ def test_plot_without_matplotlib_is_refused_before_the_sweep(tmp_path: Path, mon
     monkeypatch.chdir(tmp_path)
     spec(tmp_path)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
-    monkeypatch.setattr("symbp.report_cli.sweep", lambda *a, **k: pytest.fail("it swept"))
+    monkeypatch.setattr("symbp.cli.report.sweep", lambda *a, **k: pytest.fail("it swept"))
     before = snapshot(tmp_path)
     args = ["report", "tiny.toml", "--sweep", "depth=1..3", "--plot", "p.png"]
     result = CliRunner().invoke(main, args)

@@ -12,12 +12,10 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
-from symbp.backprop import backprop
-from symbp.build import Derivation, derive
-from symbp.bundled import example_specs
+from symbp.ad.backprop import backprop
 from symbp.cli import main
-from symbp.functions import builtin_table
-from symbp.latex import (
+from symbp.derivation import Derivation, derive
+from symbp.emit.latex import (
     LatexError,
     backward_latex_name,
     compile_pdf,
@@ -27,9 +25,11 @@ from symbp.latex import (
     printers_for,
     render_latex,
 )
-from symbp.program import Builder, Program, Var
+from symbp.front.spec import Model, load, loads
+from symbp.ir.functions import builtin_table
+from symbp.ir.program import Builder, Program, Var
 from symbp.provenance import Provenance, provenance
-from symbp.spec import Model, load, loads
+from symbp.resources import example_specs
 from tests.conftest import ROOT
 
 # ---------------------------------------------------------------- helpers (seed 004 file too)

@@ -8,8 +8,8 @@ graph front end.
 
 from __future__ import annotations
 
-from symbp.build import derive
-from symbp.spec import load
+from symbp.derivation import derive
+from symbp.front.spec import load
 from tests.conftest import ROOT
 from tests.test_latex import check_seed004_document
 

@@ -9,10 +9,10 @@ import sys
 import numpy as np
 import pytest
 
-from symbp.build import derive
-from symbp.codegen import generate
-from symbp.gradcheck import check_module, random_inputs, random_params
-from symbp.spec import loads
+from symbp.analysis.gradcheck import check_module, random_inputs, random_params
+from symbp.derivation import derive
+from symbp.emit.numpy_module import generate
+from symbp.front.spec import loads
 from tests.conftest import ROOT, network_spec
 
 SPEC = network_spec(4, [(5, "tanh"), (3, "identity")], "softmax_cross_entropy", l2=0.01)
@@ -173,7 +173,7 @@ def test_spec_text_cannot_break_out_of_the_docstring(tmp_path):
     """The reader refuses such descriptions; codegen quotes them anyway (defence in depth)."""
     import dataclasses
 
-    from symbp.gradcheck import load_module
+    from symbp.analysis.gradcheck import load_module
 
     derivation = derive(loads(SPEC))
     text = 'ends """ here\\n and \\x41 "'

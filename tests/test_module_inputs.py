@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.gradcheck import check_module
+from symbp.analysis.gradcheck import check_module
 from tests.conftest import network_spec
 
 SOFTMAX = network_spec(3, [(4, "tanh"), (2, "identity")], "softmax_cross_entropy", name="soft")

@@ -7,8 +7,8 @@ import itertools
 import numpy as np
 import pytest
 
-from symbp.functions import ACTIVATIONS
-from symbp.gradcheck import check_module
+from symbp.analysis.gradcheck import check_module
+from symbp.ir.functions import ACTIVATIONS
 from tests.conftest import network_spec
 
 LOSSES = ["squared_error", "softmax_cross_entropy", "sigmoid_binary_cross_entropy"]

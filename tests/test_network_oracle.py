@@ -10,7 +10,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symbp.functions import ACTIVATIONS
+from symbp.ir.functions import ACTIVATIONS
 from tests.conftest import network_spec
 from tests.test_graph_oracle import LOSSES, REFERENCE
 

@@ -11,7 +11,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symbp.parse import (
+from symbp.front.parse import (
     BinOp,
     Call,
     Name,

@@ -10,12 +10,12 @@ import time
 import pytest
 import sympy
 
-from symbp.build import derive
-from symbp.bundled import example_specs
+from symbp.analysis.redundancy import mul_div_count, op_count, report
+from symbp.derivation import derive
 from symbp.errors import SpecError
-from symbp.functions import builtin_table
-from symbp.redundancy import mul_div_count, op_count, report
-from symbp.spec import load, loads
+from symbp.front.spec import load, loads
+from symbp.ir.functions import builtin_table
+from symbp.resources import example_specs
 from tests.conftest import ROOT, network_spec
 
 SEED004 = ROOT / "examples" / "logistic_l2.toml"
@@ -155,8 +155,8 @@ def test_cli_sweep_refuses_a_graph():
 
 def test_agreement_detects_a_wrong_gradient():
     """The check can fail: a gradient off by 1e-20 relative is caught at 50 digits."""
-    from symbp.redundancy import _agreement
-    from symbp.scalar import concrete_sizes
+    from symbp.analysis.redundancy import _agreement
+    from symbp.analysis.scalar import concrete_sizes
 
     derivation = derive(loads(_mlp(3)))
     program = derivation.program
@@ -289,7 +289,7 @@ def test_time_limit_interrupts_a_stage_and_names_it(monkeypatch):
 def test_time_limit_stops_a_naive_expansion_that_would_take_minutes():
     """A 6-layer, width-4 tanh network under a --max-ops that lets it through: expanding and
     differentiating it takes minutes. With --timeout 1 the case ends, naming both columns."""
-    from symbp.report_cli import _network_family
+    from symbp.cli.report import _network_family
 
     make = _network_family(loads(_mlp(2)))
     started = time.monotonic()
@@ -324,7 +324,7 @@ def test_cli_sweep_names_the_skipped_columns(tmp_path):
     assert rows[1]["naive_ops"] is None and "--max-ops 50" in rows[1]["skipped"][0]
 
 
-@pytest.mark.parametrize("module", ["symbp.report_cli", "symbp.latex_cli"])
+@pytest.mark.parametrize("module", ["symbp.cli.report", "symbp.cli.latex"])
 def test_command_modules_import_on_their_own(module):
     run = subprocess.run(
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True

@@ -14,11 +14,11 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
-from symbp.build import derive
+from symbp.analysis.redundancy import report
 from symbp.cli import main
+from symbp.derivation import derive
+from symbp.front.spec import loads
 from symbp.limits import StageCrashed, run_stages
-from symbp.redundancy import report
-from symbp.spec import loads
 from tests.conftest import network_spec
 
 MARGIN = 10.0
@@ -117,7 +117,7 @@ def test_the_naive_section_of_latex_is_limited(tmp_path: Path, monkeypatch):
     def slow_naive(*args, **kwargs):  # sympy.diff is used in deriving: not that one
         time.sleep(60)
 
-    monkeypatch.setattr("symbp.latex._naive_expressions", slow_naive)
+    monkeypatch.setattr("symbp.emit.latex._naive_expressions", slow_naive)
     result, seconds = run_timed(tmp_path, ["latex", "s.toml", "-o", "s.tex", "--timeout", "2"])
     assert seconds < 2 + MARGIN
     assert result.exit_code == 0, result.stderr

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy
 
-from symbp.ops import OPS
-from symbp.program import Eqn, Program, Shape
+from symbp.ir.ops import OPS
+from symbp.ir.program import Eqn, Program, Shape
 
 DEFAULT_SIZE = 2
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from symbp.guard import guard
+from symbp.cli.guard import guard
 
 
 @click.command("graph")
@@ -47,8 +47,8 @@ def graph_command(
       symbp graph examples/mlp_digits.toml -o mlp.pdf
       symbp graph examples/cs229_two_layer.toml --level scalars -o cs229.dot
     """
-    from symbp.cli import _derive
-    from symbp.drawing import draw, format_of
+    from symbp.cli.main import _derive
+    from symbp.emit.drawing import draw, format_of
     from symbp.files import write_all
 
     if output is not None:

@@ -11,10 +11,10 @@ from pathlib import Path
 import click
 
 from symbp import __version__
+from symbp.cli.guard import EXIT_FAILED_CHECK, CheckError, OneLineGroup, guard
+from symbp.cli.options import force_option, timeout_option
 from symbp.errors import SpecError
 from symbp.files import OutputError
-from symbp.guard import EXIT_FAILED_CHECK, CheckError, OneLineGroup, guard
-from symbp.options import force_option, timeout_option
 
 
 @click.group(
@@ -41,15 +41,15 @@ def main(debug: bool) -> None:
 
 
 def _derive(spec: Path):
-    from symbp.build import derive
-    from symbp.spec import load
+    from symbp.derivation import derive
+    from symbp.front.spec import load
 
     with _internal(spec):
         return derive(load(spec))
 
 
 def _render(derivation, spec: Path) -> str:
-    from symbp.codegen import generate as render_module
+    from symbp.emit.numpy_module import generate as render_module
 
     with _internal(spec):
         return render_module(derivation)
@@ -124,7 +124,7 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verif
 
 
 def _resolvable(ctx: click.Context, param: click.Parameter, value: float) -> float:
-    from symbp.gradcheck import RESOLUTION
+    from symbp.analysis.gradcheck import RESOLUTION
 
     if not value >= RESOLUTION:
         raise click.BadParameter(
@@ -197,7 +197,7 @@ def check(
       symbp check examples/logistic_l2.toml
       symbp check generated/mlp_digits.py --batch 8 --seed 3
     """
-    from symbp.gradcheck import CheckLimit, check_in_time, module_from_source
+    from symbp.analysis.gradcheck import CheckLimit, check_in_time, module_from_source
 
     if target.suffix == ".toml":
         if trust:
@@ -239,8 +239,8 @@ def check(
 
 
 def _verify(source: str, spec: Path) -> None:
-    """The module's gradient against its own loss, before it is written (see symbp.verify)."""
-    from symbp.verify import NotVerifiable, VerificationError, verify_source
+    """The module's gradient against its own loss, before it is written (analysis.verify)."""
+    from symbp.analysis.verify import NotVerifiable, VerificationError, verify_source
 
     try:
         verify_source(source, spec.stem)
@@ -258,7 +258,7 @@ def _verify(source: str, spec: Path) -> None:
 def _load_generated(path: Path, trust: bool):
     """Import a module written by ``symbp generate`` whose header verifies; anything else is
     refused without running it, unless ``trust``."""
-    from symbp.gradcheck import UnverifiedModule, load_module
+    from symbp.analysis.gradcheck import UnverifiedModule, load_module
 
     if path.suffix != ".py":
         raise SpecError(
@@ -299,10 +299,10 @@ def demo(directory: Path | None, force: bool, no_verify: bool) -> None:
       symbp demo
       symbp demo /tmp/out
     """
-    from symbp.bundled import example_specs
-    from symbp.codegen import generate as render_module
+    from symbp.analysis.gradcheck import check_module, module_from_source
+    from symbp.emit.numpy_module import generate as render_module
     from symbp.files import write_all
-    from symbp.gradcheck import check_module, module_from_source
+    from symbp.resources import example_specs
 
     directory = directory or Path("symbp-demo")
     specs = example_specs()
@@ -330,12 +330,12 @@ def demo(directory: Path | None, force: bool, no_verify: bool) -> None:
         sys.exit(EXIT_FAILED_CHECK)
 
 
-from symbp.latex_cli import latex_command  # noqa: E402
+from symbp.cli.latex import latex_command  # noqa: E402
 
 main.add_command(latex_command)
-from symbp.report_cli import report_command  # noqa: E402
+from symbp.cli.report import report_command  # noqa: E402
 
 main.add_command(report_command)
-from symbp.graph_cli import graph_command  # noqa: E402
+from symbp.cli.graph import graph_command  # noqa: E402
 
 main.add_command(graph_command)

@@ -2,7 +2,7 @@
 
 Seed the loss's cotangent with 1, walk the assignments backwards, and give each value the sum
 of its children's vector-Jacobian products: v̄ᵢ = Σ_{j ∈ Ch(i)} v̄ⱼ ∂vⱼ/∂vᵢ. Only values on a
-path from a parameter to the loss get a cotangent. The rules live in :mod:`symbp.ops`; this walk
+path from a parameter to the loss get a cotangent. The rules live in :mod:`symbp.ir.ops`; this walk
 only routes cotangents and decides which of them become named values.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 
 import sympy
 
-from symbp import naming
-from symbp.ops import OPS, Lazy
-from symbp.program import (
+from symbp.ir import naming
+from symbp.ir.ops import OPS, Lazy
+from symbp.ir.program import (
     Builder,
     Eqn,
     Program,

@@ -25,7 +25,7 @@ NETWORK_LAYER_KINDS = "WbZARS"
 
 
 def network_values(depth: int) -> list[str]:
-    """Every value name a network of ``depth`` layers may use (see :mod:`symbp.network`)."""
+    """Every value name a network of ``depth`` layers may use (see :mod:`symbp.lower.network`)."""
     layers = [layer(kind, i) for i in range(depth + 1) for kind in NETWORK_LAYER_KINDS]
     return [*NETWORK_FIXED, *layers]
 

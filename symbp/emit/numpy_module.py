@@ -12,14 +12,14 @@ import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symbp import __version__
-from symbp.buffers import plan_buffers
-from symbp.build import Derivation
-from symbp.functions import FunctionTable, Z
-from symbp.ops import HELPER_SOURCES, OPS
-from symbp.printing import Printers
-from symbp.program import Eqn, Program, Shape, Var, shape_text
+from symbp.derivation import Derivation
+from symbp.emit.buffers import plan_buffers
+from symbp.emit.printing import Printers
+from symbp.emit.templating import render
+from symbp.ir.functions import FunctionTable, Z
+from symbp.ir.ops import HELPER_SOURCES, OPS
+from symbp.ir.program import Eqn, Program, Shape, Var, shape_text
 from symbp.provenance import stamp_text
-from symbp.templating import render
 
 DOC_WIDTH = 92
 KIND_DOCS = {

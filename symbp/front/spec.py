@@ -1,6 +1,6 @@
 """Read a TOML spec into a Model; every error names the file and the key.
 
-Math strings are never evaluated: steps and function bodies go through :mod:`symbp.parse`.
+Math strings are never evaluated: steps and function bodies go through :mod:`symbp.front.parse`.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 from symbp.errors import SpecError
 from symbp.files import read_regular
-from symbp.functions import ACTIVATIONS
-from symbp.names import check_function_name, check_module_name, clashes
-from symbp.naming import network_values
-from symbp.ops import FUSED_LOSSES
-from symbp.parse import Call, ParseError, parse_expression, quoted, walk
-from symbp.tomlkeys import deepest_key, oversized_number
+from symbp.front.parse import Call, ParseError, parse_expression, quoted, walk
+from symbp.front.tomlkeys import deepest_key, oversized_number
+from symbp.ir.functions import ACTIVATIONS
+from symbp.ir.names import check_function_name, check_module_name, clashes
+from symbp.ir.naming import network_values
+from symbp.ir.ops import FUSED_LOSSES
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_UNITS = 1_000_000
@@ -87,7 +87,7 @@ class Model:
     def _repr_markdown_(self) -> str:
         """Jupyter shows the model's graph and its forward and backward equations, derived on
         demand."""
-        from symbp.build import derive
+        from symbp.derivation import derive
 
         try:
             return derive(self)._repr_markdown_()
@@ -96,7 +96,7 @@ class Model:
 
     def _repr_svg_(self) -> str | None:
         """The model's computation graph; None (no picture) if it cannot be derived or drawn."""
-        from symbp.build import derive
+        from symbp.derivation import derive
 
         try:
             return derive(self)._repr_svg_()
@@ -204,7 +204,7 @@ def _model(doc: Mapping[str, Any], where: str) -> Model:
         network = _network(doc["network"], functions)
         _check_network_names(network, functions)
         return Model(name, description, where, network=network, functions=functions)
-    from symbp.graph import read_graph
+    from symbp.lower.graph import read_graph
 
     graph = read_graph(doc["graph"])
     return Model(name, description, where, graph=graph, functions=functions)
@@ -266,7 +266,7 @@ def _functions(table: Any) -> dict[str, str]:
         raise SpecError(
             f'must be a table of name = "body in z", got {_kind(table)}', key="functions"
         )
-    from symbp.functions import builtin_table
+    from symbp.ir.functions import builtin_table
 
     if len(table) > MAX_FUNCTIONS:
         raise SpecError(f"at most {MAX_FUNCTIONS} functions", key="functions")

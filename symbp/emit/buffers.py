@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from symbp.ops import OPS, Printers
-from symbp.program import Eqn, Program
+from symbp.ir.ops import OPS, Printers
+from symbp.ir.program import Eqn, Program
 
 PRODUCTS = frozenset({"matmul", "affine", "outer"})
 """Ops whose result a sum may take over by name: ``dW1 = Xᵀ dZ1`` then ``dW1 += λ W1``."""

@@ -22,11 +22,11 @@ import graphviz
 import numpy as np
 import sympy
 
-from symbp.build import Derivation
+from symbp.derivation import Derivation
+from symbp.emit.printing import Printers
 from symbp.errors import SpecError
 from symbp.files import OutputError
-from symbp.printing import Printers
-from symbp.program import Eqn, Program, active_values, shape_text, size_expr
+from symbp.ir.program import Eqn, Program, active_values, shape_text, size_expr
 from symbp.provenance import stamp_pdf, stamp_png, stamp_text, stamp_xml
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -156,7 +156,7 @@ def values_picture(derivation: Derivation, *, backward: bool) -> Picture:
 
 
 def _op_text(eqn: Eqn, printers: Printers) -> str:
-    from symbp.ops import OPS
+    from symbp.ir.ops import OPS
 
     return OPS[eqn.op].text(list(eqn.args), dict(eqn.attrs), printers)
 
@@ -225,7 +225,7 @@ def _times(g: str, partial: sympy.Expr, printers: Printers, *, hadamard: bool) -
 def scalars_picture(derivation: Derivation, *, backward: bool) -> Picture:
     """One node per entry at batch 1 (other named sizes 2), one op node per computed entry;
     refused above :data:`MAX_SCALAR_NODES` nodes."""
-    from symbp.scalar import concrete_shape, concrete_sizes, scalarize
+    from symbp.analysis.scalar import concrete_shape, concrete_sizes, scalarize
 
     program = derivation.program
     sizes = concrete_sizes(program, batch=1)

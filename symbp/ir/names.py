@@ -14,9 +14,9 @@ import functools
 import keyword
 import sys
 
-from symbp import naming
 from symbp.errors import SpecError
-from symbp.program import RESERVED
+from symbp.ir import naming
+from symbp.ir.program import RESERVED
 
 GENERATED = RESERVED | {"dims", "INPUT_SHAPES", "INPUT_KINDS"}
 """Names the generated module defines or uses as locals, beyond :data:`program.RESERVED`."""
@@ -35,8 +35,8 @@ MODULES = frozenset({*sys.stdlib_module_names, "numpy", "sympy", "symbp"})
 def helper_names() -> frozenset[str]:
     """Functions the generated module may define or steps may call: the built-in elementwise
     functions, the fused losses and their helpers (``softmax``), ``sum`` and ``mean``."""
-    from symbp.functions import builtin_table
-    from symbp.ops import FUSED_LOSSES, HELPER_SOURCES
+    from symbp.ir.functions import builtin_table
+    from symbp.ir.ops import FUSED_LOSSES, HELPER_SOURCES
 
     return frozenset({*builtin_table(), *HELPER_SOURCES, *FUSED_LOSSES, "sum", "mean"})
 
@@ -47,7 +47,7 @@ def sympy_names() -> frozenset[str]:
     is a SymPy function class of its own name, so it would print as SymPy's, not as itself."""
     from sympy.printing.printer import Printer
 
-    import symbp.printing  # noqa: F401  (defines symbp's printers)
+    import symbp.emit.printing  # noqa: F401  (defines symbp's printers)
 
     names: set[str] = set()
     stack = [Printer]

@@ -13,13 +13,13 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from symbp.analysis.redundancy import DEFAULT_MAX_OPS, Report, TooSlow, report, sweep
+from symbp.cli.guard import guard
+from symbp.cli.options import force_option, timeout_option
 from symbp.errors import SpecError
 from symbp.files import check_writable, write_all
-from symbp.guard import guard
-from symbp.options import force_option, timeout_option
+from symbp.front.spec import Layer, Model, load
 from symbp.provenance import stamp_json, stamp_png, stamp_text
-from symbp.redundancy import DEFAULT_MAX_OPS, Report, TooSlow, report, sweep
-from symbp.spec import Layer, Model, load
 
 _RANGE = re.compile(r"^\s*(\d+)\s*(?:\.\.\s*(\d+))?\s*$")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import click
 
+from symbp.cli.guard import fail, guard
+from symbp.cli.options import force_option, timeout_option
+from symbp.emit.latex import INSTALL_HINT
 from symbp.files import OutputError
-from symbp.guard import fail, guard
-from symbp.latex import INSTALL_HINT
-from symbp.options import force_option, timeout_option
 
 
 @click.command("latex")
@@ -53,9 +53,9 @@ def latex_command(
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
     """
-    from symbp.cli import _derive
+    from symbp.cli.main import _derive
+    from symbp.emit.latex import LatexError, compile_pdf, latex_document
     from symbp.files import check_writable, write_all
-    from symbp.latex import LatexError, compile_pdf, latex_document
 
     into = output is not None and output.is_dir()
     if output is not None and not into and output.suffix != ".tex":
@@ -83,8 +83,8 @@ def latex_command(
 def _figure(derivation, directory: Path) -> dict[Path, bytes]:
     """The computation graph the document includes, drawn by Graphviz; without Graphviz a
     warning, and the document shows a note in the picture's place."""
-    from symbp.drawing import GraphvizMissing, draw
-    from symbp.latex import figure_file
+    from symbp.emit.drawing import GraphvizMissing, draw
+    from symbp.emit.latex import figure_file
 
     try:
         picture = draw(derivation, "pdf", titled=False)

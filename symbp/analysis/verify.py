@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from symbp.gradcheck import (
+from symbp.analysis.gradcheck import (
     RESOLUTION,
     TOLERANCE,
     derivative,

@@ -1,17 +1,17 @@
 """The golden record: every example's outputs under ``generated/``, rebuilt by one function.
 
-``python -m symbp.regenerate`` rewrites them; the freshness test compares byte for byte.
+``python -m symbp.cli.regenerate`` rewrites them; the freshness test compares byte for byte.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from symbp.build import derive
-from symbp.bundled import example_specs
-from symbp.codegen import generate
-from symbp.latex import render_latex
-from symbp.spec import load
+from symbp.derivation import derive
+from symbp.emit.latex import render_latex
+from symbp.emit.numpy_module import generate
+from symbp.front.spec import load
+from symbp.resources import example_specs
 
 
 def expected_outputs(root: Path) -> dict[Path, str]:
@@ -29,8 +29,8 @@ def main() -> None:
     were edited (files in the old format, say)."""
     import sys
 
+    from symbp.analysis.verify import verify_source
     from symbp.files import write_all
-    from symbp.verify import verify_source
 
     root = Path(__file__).resolve().parent.parent
     outputs = expected_outputs(root)

@@ -206,7 +206,7 @@ class Builder:
         doc: str = "",
     ) -> str:
         """Add ``name = op(args)`` unless the same assignment exists; return the value's name."""
-        from symbp.ops import OPS
+        from symbp.ir.ops import OPS
 
         items = tuple(sorted(attrs.items())) if isinstance(attrs, Mapping) else tuple(attrs)
         eqn_key = (op, tuple(args), items)

@@ -18,13 +18,13 @@ from pathlib import Path
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
-from symbp.build import Derivation
+from symbp.derivation import Derivation
+from symbp.emit.printing import MathLatexPrinter, Printers
+from symbp.emit.templating import render
+from symbp.ir.ops import OPS
+from symbp.ir.program import Program, active_values, size_expr
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
-from symbp.ops import OPS
-from symbp.printing import MathLatexPrinter, Printers
-from symbp.program import Program, active_values, size_expr
 from symbp.provenance import stamp_pdf, stamp_text
-from symbp.templating import render
 
 GREEK = {
     "alpha": r"\alpha",
@@ -555,7 +555,7 @@ def naive_section(
     for eqn in forward:
         env[sympy.Symbol(eqn.out)] = eqn.attr("expr").xreplace(env)
     loss = env[sympy.Symbol(program.loss)]
-    from symbp.redundancy import written_size
+    from symbp.analysis.redundancy import written_size
 
     written = written_size(loss)
     if written > NAIVE_MAX_NODES:
@@ -625,7 +625,7 @@ def cost_table(
     A report that fails leaves a sentence saying so (the derivation is still useful), never a
     silently missing section.
     """
-    from symbp.redundancy import latex_cost
+    from symbp.analysis.redundancy import latex_cost
 
     try:
         cost = latex_cost(derivation, timeout, limit)

@@ -28,13 +28,13 @@ import mpmath
 import numpy as np
 import sympy
 
-from symbp.build import Derivation, derive
+from symbp.analysis.scalar import concrete_sizes, scalar_work, scalarize
+from symbp.derivation import Derivation, derive
 from symbp.errors import SpecError
-from symbp.functions import FunctionTable
+from symbp.front.spec import Model, load
+from symbp.ir.functions import FunctionTable
+from symbp.ir.program import Program
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
-from symbp.program import Program
-from symbp.scalar import concrete_sizes, scalar_work, scalarize
-from symbp.spec import Model, load
 
 DEFAULT_MAX_OPS = 200_000
 AGREEMENT_POINTS = 3
@@ -524,7 +524,7 @@ class _Evaluator:
             raise ValueError("no Piecewise branch applies")
         head = type(expr)
         if head in self.bodies:
-            from symbp.functions import Z
+            from symbp.ir.functions import Z
 
             return self._eval(self.bodies[head].xreplace({Z: expr.args[0]}))
         simple = {sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.tanh: mpmath.tanh}

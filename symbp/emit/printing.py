@@ -15,7 +15,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from symbp.functions import FunctionTable
+from symbp.ir.functions import FunctionTable
 
 _NP_FUNCS = {
     "exp": "np.exp",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from symbp.backprop import backprop
+from symbp.ad.backprop import backprop
 from symbp.errors import SpecError
-from symbp.functions import FunctionTable, Z, builtin_table
-from symbp.program import Program
-from symbp.spec import Model
+from symbp.front.spec import Model
+from symbp.ir.functions import FunctionTable, Z, builtin_table
+from symbp.ir.program import Program
 
 
 @dataclass
@@ -23,14 +23,14 @@ class Derivation:
     def _repr_markdown_(self) -> str:
         """Jupyter shows the computation graph (with Graphviz) and the forward and backward
         equations."""
-        from symbp.drawing import notebook_figure
-        from symbp.latex import markdown
+        from symbp.emit.drawing import notebook_figure
+        from symbp.emit.latex import markdown
 
         return notebook_figure(self) + markdown(self)
 
     def _repr_svg_(self) -> str | None:
         """The forward and backward computation graph; None (no picture) without Graphviz."""
-        from symbp.drawing import notebook_svg
+        from symbp.emit.drawing import notebook_svg
 
         return notebook_svg(self)
 
@@ -40,7 +40,7 @@ def function_table(model: Model) -> FunctionTable:
     table = builtin_table()
     if not model.functions:
         return table
-    from symbp.parse import ParseError, parse_expression, to_sympy
+    from symbp.front.parse import ParseError, parse_expression, to_sympy
 
     for name, body in model.functions.items():
         try:
@@ -59,12 +59,12 @@ def function_table(model: Model) -> FunctionTable:
 def forward_program(model: Model) -> tuple[Program, Program | None, FunctionTable]:
     functions = function_table(model)
     if model.network is not None:
-        from symbp.network import build_network
+        from symbp.lower.network import build_network
 
         program, predict = build_network(model.network, model.name, functions)
         program.description = model.description
         return program, predict, functions
-    from symbp.graph import build_graph
+    from symbp.lower.graph import build_graph
 
     return build_graph(model, functions), None, functions
 

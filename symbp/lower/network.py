@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import sympy
 
-from symbp import naming
-from symbp.functions import FunctionTable
-from symbp.ops import fused_loss_attrs
-from symbp.program import Builder, Program, Var
-from symbp.spec import Network
+from symbp.front.spec import Network
+from symbp.ir import naming
+from symbp.ir.functions import FunctionTable
+from symbp.ir.ops import fused_loss_attrs
+from symbp.ir.program import Builder, Program, Var
 
 BATCH = "m"
 

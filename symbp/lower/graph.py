@@ -15,12 +15,12 @@ from typing import Any
 import sympy
 
 from symbp.errors import SpecError
-from symbp.functions import FunctionTable
-from symbp.names import check_name, clashes
-from symbp.ops import FUSED_LOSSES, fused_loss_attrs
-from symbp.parse import ARITHMETIC, ParseError, check_real, names_in, quoted
-from symbp.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
-from symbp.spec import Graph, Model, _kind, _only_keys
+from symbp.front.parse import ARITHMETIC, ParseError, check_real, names_in, quoted
+from symbp.front.spec import Graph, Model, _kind, _only_keys
+from symbp.ir.functions import FunctionTable
+from symbp.ir.names import check_name, clashes
+from symbp.ir.ops import FUSED_LOSSES, fused_loss_attrs
+from symbp.ir.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
 
 MAX_STEPS = 1000
 MAX_DIM = 10_000_000
@@ -275,7 +275,7 @@ class _Lowering:
         """The names each step's text uses."""
         """Names whose values are NumPy arrays (constants and numbers are Python floats)."""
         self.targets = {}
-        from symbp.parse import ParseError, parse_step
+        from symbp.front.parse import ParseError, parse_step
 
         self._parse_error = ParseError
         for index, text in enumerate(steps):
@@ -317,7 +317,7 @@ class _Lowering:
 
     # Lowering returns either a value name (a tensor op's output) or an elementwise _Value.
     def lower(self, node, target: str | None = None):
-        from symbp import parse as P
+        from symbp.front import parse as P
 
         if isinstance(node, P.Num):
             return _Value(_real(node.value), ())
@@ -345,7 +345,7 @@ class _Lowering:
 
     def _affine(self, node, target: str | None) -> str | None:
         """``A @ W + b`` with a matrix product and a bias row: the layer op, as in networks."""
-        from symbp import parse as P
+        from symbp.front import parse as P
 
         if node.op != "+":
             return None

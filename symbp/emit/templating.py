@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import functools
-from importlib import resources
-from pathlib import Path
 
 import jinja2
 
-
-def templates_dir() -> Path:
-    """``templates/`` of a source checkout, or the copy packed into the installed wheel."""
-    packaged = Path(str(resources.files("symbp"))) / "templates"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "templates"
+from symbp.resources import templates_dir
 
 
 @functools.cache

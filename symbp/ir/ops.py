@@ -21,7 +21,7 @@ import numpy as np
 import sympy
 
 from symbp.errors import SpecError
-from symbp.program import Eqn, Shape, broadcast_shapes, dim_expr, shape_text, size_expr
+from symbp.ir.program import Eqn, Shape, broadcast_shapes, dim_expr, shape_text, size_expr
 
 
 @dataclass(frozen=True)
@@ -848,13 +848,13 @@ class SigmoidBinaryCrossEntropy(FusedLoss):
     text_body = "Σ −[{t} log σ({z}) + (1 − {t}) log(1 − σ({z}))]"
 
     def per_entry(self, z, t):
-        from symbp.functions import builtin_table
+        from symbp.ir.functions import builtin_table
 
         softplus = builtin_table()["softplus"]
         return softplus(z) - t * z
 
     def gradient(self, ctx, z):
-        from symbp.functions import builtin_table
+        from symbp.ir.functions import builtin_table
 
         return builtin_table()["sigmoid"](_sym(z))
 

@@ -1,0 +1,1 @@
+"""Automatic differentiation: Programs from Programs (the backward pass)."""

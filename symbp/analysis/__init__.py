@@ -1,0 +1,1 @@
+"""Analyses of a derivation: the scalarized view, the redundancy report, checks."""

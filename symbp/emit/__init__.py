@@ -1,0 +1,1 @@
+"""Emitters: Programs printed as a NumPy module, a LaTeX document, a picture."""

@@ -1,0 +1,1 @@
+"""The front end: a TOML spec's text to a validated Model (nothing derived yet)."""

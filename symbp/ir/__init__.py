@@ -1,0 +1,1 @@
+"""The intermediate representation: the Program, and the primitives it is made of."""

@@ -1,0 +1,1 @@
+"""Lowering: a Model's network or graph to its forward Program."""
