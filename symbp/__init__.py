@@ -1,10 +1,15 @@
-"""symbp: derive, explain and generate backpropagation code from a small model spec."""
+"""symbp: derive, explain and generate backpropagation code from a small model spec.
 
-__version__ = "0.1.0"
+The public API: ``load`` a spec into a Model, ``derive`` its gradient Program, ``report`` its
+redundancy; ``symbp.emit`` writes the NumPy module and the LaTeX document from a Derivation.
+"""
 
+from symbp import notebook
+from symbp.analysis.redundancy import report
+from symbp.derivation import Derivation, derive
+from symbp.front.spec import Model, load, loads
+from symbp.version import __version__
 
-def report(*args, **kwargs):
-    """The redundancy report of a spec (see :func:`symbp.analysis.redundancy.report`)."""
-    from symbp.analysis.redundancy import report as _report
+__all__ = ["Derivation", "Model", "__version__", "derive", "load", "loads", "report"]
 
-    return _report(*args, **kwargs)
+notebook.register_in_ipython()

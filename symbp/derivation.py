@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 from symbp.ad.backprop import backprop
 from symbp.errors import SpecError
+from symbp.front.parse import ParseError, parse_expression, to_sympy
 from symbp.front.spec import Model
 from symbp.ir.functions import FunctionTable, Z, builtin_table
 from symbp.ir.program import Program
+from symbp.lower.graph import build_graph
+from symbp.lower.network import build_network
 
 
 @dataclass
@@ -20,28 +23,12 @@ class Derivation:
     predict: Program | None
     functions: FunctionTable
 
-    def _repr_markdown_(self) -> str:
-        """Jupyter shows the computation graph (with Graphviz) and the forward and backward
-        equations."""
-        from symbp.emit.drawing import notebook_figure
-        from symbp.emit.latex import markdown
-
-        return notebook_figure(self) + markdown(self)
-
-    def _repr_svg_(self) -> str | None:
-        """The forward and backward computation graph; None (no picture) without Graphviz."""
-        from symbp.emit.drawing import notebook_svg
-
-        return notebook_svg(self)
-
 
 def function_table(model: Model) -> FunctionTable:
     """Built-in functions plus the spec's ``[functions]``, each parsed (never evaluated)."""
     table = builtin_table()
     if not model.functions:
         return table
-    from symbp.front.parse import ParseError, parse_expression, to_sympy
-
     for name, body in model.functions.items():
         try:
             tree = parse_expression(body)
@@ -59,13 +46,9 @@ def function_table(model: Model) -> FunctionTable:
 def forward_program(model: Model) -> tuple[Program, Program | None, FunctionTable]:
     functions = function_table(model)
     if model.network is not None:
-        from symbp.lower.network import build_network
-
         program, predict = build_network(model.network, model.name, functions)
         program.description = model.description
         return program, predict, functions
-    from symbp.lower.graph import build_graph
-
     return build_graph(model, functions), None, functions
 
 

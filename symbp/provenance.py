@@ -27,7 +27,7 @@ import struct
 import zlib
 from typing import Any
 
-from symbp import __version__
+from symbp.version import __version__
 
 _HASH = r"(?P<version>[0-9A-Za-z.+_-]{1,40}) sha256:(?P<hash>[0-9a-f]{64})"
 _FIRST_LINES = (

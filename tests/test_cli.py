@@ -158,7 +158,7 @@ def test_an_internal_error_is_one_line_naming_the_spec(spec: Path, tmp_path: Pat
     def broken(derivation):
         raise TypeError("printer exploded")
 
-    monkeypatch.setattr("symbp.emit.numpy_module.generate", broken)
+    monkeypatch.setattr("symbp.cli.common.generate", broken)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(out)])
     assert result.exit_code == 2

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from symbp import notebook
 from symbp.cli import main
 from symbp.derivation import derive
 from symbp.emit import drawing
@@ -329,8 +330,8 @@ def test_other_formats_say_what_to_install(tmp_path, no_graphviz):
 
 def test_notebooks_without_graphviz_show_the_equations(no_graphviz):
     model = load(SEED004)
-    assert model._repr_svg_() is None and derive(model)._repr_svg_() is None
-    text = model._repr_markdown_()
+    assert notebook.svg(model) is None and notebook.svg(derive(model)) is None
+    text = notebook.markdown(model)
     assert "<img" not in text and r"\bar{w} &= \bar{z} x + \lambda w" in text
 
 
@@ -353,10 +354,10 @@ def test_notebooks_show_the_graph_beside_the_equations():
     import base64
 
     model = load(SEED004)
-    nodes, edges = svg_graph(model._repr_svg_().encode("utf-8"))
+    nodes, edges = svg_graph(notebook.svg(model).encode("utf-8"))
     assert "bar/w" in nodes and len(edges) == 22
-    assert svg_graph(derive(model)._repr_svg_().encode("utf-8"))[0] == nodes
-    text = derive(model)._repr_markdown_()
+    assert svg_graph(notebook.svg(derive(model)).encode("utf-8"))[0] == nodes
+    text = notebook.markdown(derive(model))
     image = re.match(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)" alt="', text)
     assert image and svg_graph(base64.b64decode(image.group(1)))[0] == nodes
     assert r"\bar{w} &= \bar{z} x + \lambda w" in text

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from symbp.analysis.gradcheck import check_module
 from symbp.cli import main
 from symbp.errors import SpecError
-from symbp.ir.ops import OPS, Lazy
+from symbp.ir.ops import OPS
+from symbp.ir.primitive import Lazy
 
 
 def graph(params: str, steps: list[str], *, inputs: str = "", loss: str = "L") -> str:

@@ -12,13 +12,13 @@ import pytest
 import sympy
 from click.testing import CliRunner
 
+from symbp import notebook
 from symbp.ad.backprop import backprop
 from symbp.cli import main
+from symbp.cli.pdf import LatexError, compile_pdf
 from symbp.derivation import Derivation, derive
 from symbp.emit.latex import (
-    LatexError,
     backward_latex_name,
-    compile_pdf,
     context,
     escape_text,
     latex_name,
@@ -26,8 +26,9 @@ from symbp.emit.latex import (
     render_latex,
 )
 from symbp.front.spec import Model, load, loads
+from symbp.ir.builder import Builder
 from symbp.ir.functions import builtin_table
-from symbp.ir.program import Builder, Program, Var
+from symbp.ir.program import Program, Var
 from symbp.provenance import Provenance, provenance
 from symbp.resources import example_specs
 from tests.conftest import ROOT
@@ -424,7 +425,7 @@ def test_seed004_cost_table_counts_by_hand():
 
 def test_jupyter_shows_the_seed004_equations():
     """A Derivation in Jupyter: the forward assignments and the seed's w̄ = z̄x + λw."""
-    text = derive(load(ROOT / "examples" / "logistic_l2.toml"))._repr_markdown_()
+    text = notebook.markdown(derive(load(ROOT / "examples" / "logistic_l2.toml")))
     assert r"z &= b + w x" in text
     assert r"\bar{w} &= \bar{z} x + \lambda w" in text
     assert r"\bar{z} &= \bar{y} y \left(1 - y\right)" in text
@@ -434,11 +435,24 @@ def test_jupyter_shows_the_seed004_equations():
 def test_jupyter_shows_a_model_as_its_equations():
     """The Model a user loads shows the same equations; one that cannot be derived says why."""
     model = load(ROOT / "examples" / "logistic_l2.toml")
-    text = model._repr_markdown_()
+    text = notebook.markdown(model)
     assert r"\bar{w} &= \bar{z} x + \lambda w" in text
     broken = loads(
         'name = "g"\n[graph]\nparams = { w = "scalar", v = "scalar" }\n'
         'steps = ["E = w**2"]\nloss = "E"\n'
     )
-    assert "cannot be derived" in broken._repr_markdown_()
-    assert "'v'" in broken._repr_markdown_()
+    assert "cannot be derived" in notebook.markdown(broken)
+    assert "'v'" in notebook.markdown(broken)
+
+
+def test_ipython_shows_models_and_derivations():
+    """Imported inside IPython, symbp registers the views with the shell's display formatters."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    notebook.register(shell)
+    model = load(ROOT / "examples" / "logistic_l2.toml")
+    for shown in (model, derive(model)):
+        data, _ = shell.display_formatter.format(shown)
+        assert r"\bar{w} &= \bar{z} x + \lambda w" in data["text/markdown"]
+        assert "<svg" in data["image/svg+xml"]

@@ -14,10 +14,11 @@ from typing import Any
 
 import sympy
 
-from symbp.ir import naming
-from symbp.ir.ops import OPS, Lazy
+from symbp.ir.builder import Builder
+from symbp.ir.names import adjoint, contribution
+from symbp.ir.ops import OPS
+from symbp.ir.primitive import Lazy
 from symbp.ir.program import (
-    Builder,
     Eqn,
     Program,
     Shape,
@@ -41,18 +42,18 @@ def backprop(program: Program) -> Program:
             continue
         g = ctx.total(eqn.out, pending.pop(eqn.out))
         needs = [a in active for a in eqn.args]
-        names = [naming.contribution(a, eqn.out, uses[a]) for a in eqn.args]
+        names = [contribution(a, eqn.out, uses[a]) for a in eqn.args]
         for arg, piece in zip(eqn.args, OPS[eqn.op].vjp(ctx, eqn, g, needs, names), strict=True):
             if piece is not None:
                 pending.setdefault(arg, []).append(piece)
     for param in program.params:
         # A parameter whose every path was multiplied by zero (W - W) gets no contribution.
         g = ctx.total(param, pending.pop(param, []))
-        grad = ctx.full(g, param, naming.adjoint(param))
+        grad = ctx.full(g, param, adjoint(param))
         if not ctx.owned(grad) or grad in out.grads.values():
             # The caller gets arrays of its own: never a parameter, an input, the cache, a view
             # of one, or the array of another gradient.
-            grad = ctx.op("copy", [grad], {"of": param}, naming.adjoint(param))
+            grad = ctx.op("copy", [grad], {"of": param}, adjoint(param))
         out.grads[param] = grad
     return _without_dead(out)
 
@@ -132,7 +133,7 @@ class _Backward:
         lazy = Lazy(expr, shape)
         if expr.is_Symbol or not self._array_names(expr):
             return lazy
-        return Lazy(sympy.Symbol(self.var(lazy, naming.adjoint(name))), shape)
+        return Lazy(sympy.Symbol(self.var(lazy, adjoint(name))), shape)
 
     def var(self, g: Lazy, name: str) -> str:
         if g.expr.is_Symbol and g.expr.name in self.program.vars:

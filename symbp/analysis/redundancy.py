@@ -32,7 +32,7 @@ from symbp.analysis.scalar import concrete_sizes, scalar_work, scalarize
 from symbp.derivation import Derivation, derive
 from symbp.errors import SpecError
 from symbp.front.spec import Model, load
-from symbp.ir.functions import FunctionTable
+from symbp.ir.functions import FunctionTable, Z
 from symbp.ir.program import Program
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
 
@@ -524,8 +524,6 @@ class _Evaluator:
             raise ValueError("no Piecewise branch applies")
         head = type(expr)
         if head in self.bodies:
-            from symbp.ir.functions import Z
-
             return self._eval(self.bodies[head].xreplace({Z: expr.args[0]}))
         simple = {sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.tanh: mpmath.tanh}
         if head in simple:

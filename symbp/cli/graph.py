@@ -6,7 +6,10 @@ from pathlib import Path
 
 import click
 
+from symbp.cli.common import derive_spec
 from symbp.cli.guard import guard
+from symbp.emit.drawing import draw, format_of
+from symbp.files import write_all
 
 
 @click.command("graph")
@@ -47,13 +50,9 @@ def graph_command(
       symbp graph examples/mlp_digits.toml -o mlp.pdf
       symbp graph examples/cs229_two_layer.toml --level scalars -o cs229.dot
     """
-    from symbp.cli.main import _derive
-    from symbp.emit.drawing import draw, format_of
-    from symbp.files import write_all
-
     if output is not None:
         format_of(output.suffix)  # an unknown format is refused before any work
-    derivation = _derive(spec)
+    derivation = derive_spec(spec)
     path = output or Path("generated") / f"{derivation.model.name}.svg"
     picture = draw(derivation, format_of(path.suffix), backward=backward, level=level)
     write_all({path: picture}, force=force)

@@ -7,10 +7,13 @@ from pathlib import Path
 
 import click
 
+from symbp.cli.common import derive_spec
 from symbp.cli.guard import fail, guard
 from symbp.cli.options import force_option, timeout_option
-from symbp.emit.latex import INSTALL_HINT
-from symbp.files import OutputError
+from symbp.cli.pdf import INSTALL_HINT, LatexError, compile_pdf
+from symbp.emit.drawing import GraphvizMissing, draw
+from symbp.emit.latex import figure_file, latex_document
+from symbp.files import OutputError, check_writable, write_all
 
 
 @click.command("latex")
@@ -53,16 +56,12 @@ def latex_command(
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
     """
-    from symbp.cli.main import _derive
-    from symbp.emit.latex import LatexError, compile_pdf, latex_document
-    from symbp.files import check_writable, write_all
-
     into = output is not None and output.is_dir()
     if output is not None and not into and output.suffix != ".tex":
         raise OutputError(f"{output}: name a .tex file or an existing directory with -o")
     if pdf and shutil.which("pdflatex") is None:
         fail(INSTALL_HINT)
-    derivation = _derive(spec)
+    derivation = derive_spec(spec)
     name = f"{derivation.model.name}.tex"
     path = output / name if into else output or Path("generated") / name
     targets = [path, path.with_suffix(".pdf")] if pdf else [path]
@@ -83,9 +82,6 @@ def latex_command(
 def _figure(derivation, directory: Path) -> dict[Path, bytes]:
     """The computation graph the document includes, drawn by Graphviz; without Graphviz a
     warning, and the document shows a note in the picture's place."""
-    from symbp.emit.drawing import GraphvizMissing, draw
-    from symbp.emit.latex import figure_file
-
     try:
         picture = draw(derivation, "pdf", titled=False)
     except GraphvizMissing as err:

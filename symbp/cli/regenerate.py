@@ -5,11 +5,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+from symbp.analysis.verify import verify_source
 from symbp.derivation import derive
 from symbp.emit.latex import render_latex
 from symbp.emit.numpy_module import generate
+from symbp.files import write_all
 from symbp.front.spec import load
 from symbp.resources import example_specs
 
@@ -27,12 +30,7 @@ def expected_outputs(root: Path) -> dict[Path, str]:
 def main() -> None:
     """Rewrite ``generated/``; ``--force`` also replaces files symbp did not write or that
     were edited (files in the old format, say)."""
-    import sys
-
-    from symbp.analysis.verify import verify_source
-    from symbp.files import write_all
-
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     outputs = expected_outputs(root)
     for path, text in outputs.items():
         if path.suffix == ".py":

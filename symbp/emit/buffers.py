@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from symbp.ir.ops import OPS, Printers
+from symbp.ir.ops import OPS
+from symbp.ir.primitive import Printers
 from symbp.ir.program import Eqn, Program
 
 PRODUCTS = frozenset({"matmul", "affine", "outer"})

@@ -11,7 +11,6 @@ nothing installed, and every other format needs Graphviz itself (``GraphvizMissi
 
 from __future__ import annotations
 
-import base64
 import html
 import re
 import shutil
@@ -22,10 +21,12 @@ import graphviz
 import numpy as np
 import sympy
 
+from symbp.analysis.scalar import concrete_shape, concrete_sizes, scalarize
 from symbp.derivation import Derivation
 from symbp.emit.printing import Printers
 from symbp.errors import SpecError
 from symbp.files import OutputError
+from symbp.ir.ops import OPS
 from symbp.ir.program import Eqn, Program, active_values, shape_text, size_expr
 from symbp.provenance import stamp_pdf, stamp_png, stamp_text, stamp_xml
 
@@ -156,8 +157,6 @@ def values_picture(derivation: Derivation, *, backward: bool) -> Picture:
 
 
 def _op_text(eqn: Eqn, printers: Printers) -> str:
-    from symbp.ir.ops import OPS
-
     return OPS[eqn.op].text(list(eqn.args), dict(eqn.attrs), printers)
 
 
@@ -225,8 +224,6 @@ def _times(g: str, partial: sympy.Expr, printers: Printers, *, hadamard: bool) -
 def scalars_picture(derivation: Derivation, *, backward: bool) -> Picture:
     """One node per entry at batch 1 (other named sizes 2), one op node per computed entry;
     refused above :data:`MAX_SCALAR_NODES` nodes."""
-    from symbp.analysis.scalar import concrete_shape, concrete_sizes, scalarize
-
     program = derivation.program
     sizes = concrete_sizes(program, batch=1)
     leaves = (*program.inputs, *program.params, *program.consts)
@@ -393,25 +390,6 @@ def draw(
 ) -> bytes:
     """The computation graph of ``derivation`` as the bytes of a ``fmt`` file."""
     return render(dot_source(derivation, backward=backward, level=level, titled=titled), fmt)
-
-
-def notebook_svg(derivation: Derivation) -> str | None:
-    """The forward and backward graph as SVG for Jupyter, or None without Graphviz."""
-    try:
-        return draw(derivation, "svg", backward=True).decode("utf-8")
-    except OutputError:
-        return None
-
-
-def notebook_figure(derivation: Derivation) -> str:
-    """The graph as an inline image for a Markdown cell output (Jupyter shows one MIME type
-    per output, Markdown before SVG, so the equations' Markdown carries the picture too)."""
-    svg = notebook_svg(derivation)
-    if svg is None:
-        return ""
-    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
-    alt = html.escape(f"computation graph of {derivation.model.name}")
-    return f'<img src="data:image/svg+xml;base64,{data}" alt="{alt}"/>\n\n'
 
 
 # ---------------------------------------------------------------- marking binary files

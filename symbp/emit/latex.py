@@ -7,24 +7,21 @@ the math: ``W1`` → ``W_{1}``, ``lam`` → ``\\lambda``, adjoints ``dZ1`` → `
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import tempfile
 import time
 import unicodedata
-from collections.abc import Iterable
-from pathlib import Path
 
 import sympy
 from sympy.printing.precedence import PRECEDENCE
 
+from symbp.analysis.redundancy import latex_cost, written_size
 from symbp.derivation import Derivation
 from symbp.emit.printing import MathLatexPrinter, Printers
 from symbp.emit.templating import render
+from symbp.ir.losses import LOSSES
 from symbp.ir.ops import OPS
-from symbp.ir.program import Program, active_values, size_expr
+from symbp.ir.program import Program, active_values
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
-from symbp.provenance import stamp_pdf, stamp_text
+from symbp.provenance import stamp_text
 
 GREEK = {
     "alpha": r"\alpha",
@@ -269,6 +266,9 @@ class LatexPrinters(Printers):
             functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}, arrays
         )
 
+    def latex_symbol(self, name: str, bar: bool = False) -> str:
+        return latex_name(name, bar=bar)
+
 
 def printers_for(derivation: Derivation) -> Printers:
     program = derivation.program
@@ -297,66 +297,12 @@ def _bar(name: str) -> str:
 
 
 def _vjp_term(eqn, arg: str, program: Program, pr: Printers) -> tuple[str, str, str]:
-    """For one child: ``\\bar{v}_j ∂v_j/∂v_i``, the derivative by name, and the product form."""
-    out, i = eqn.out, eqn.args.index(arg)
-    g = _bar(out)
-    n = lambda a: latex_name(a)  # noqa: E731
-    generic = rf"{g}\,\frac{{\partial {n(out)}}}{{\partial {n(arg)}}}"
-    attrs = dict(eqn.attrs)
-    if eqn.op == "ewise":
-        expr = attrs["expr"]
-        partial = sympy.diff(expr, sympy.Symbol(arg))
-        if not expr.is_Symbol:
-            partial = partial.subs(expr, sympy.Symbol(out))
-        named = ""
-        entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
-        if entry is not None and entry.latex and expr.args[0] == sympy.Symbol(arg):
-            named = rf"{g}\,{entry.latex}'\left({n(arg)}\right)"
-        if partial == 1:
-            return generic, named, g
-        factor = pr.latex(partial)
-        if partial.is_Add:
-            factor = rf"\left({factor}\right)"
-        op = r" \odot " if program.shape(out) and not partial.is_Number else " "
-        product = f"{g}{op}{factor}"
-        source, target = program.shape(arg), program.shape(out)
-        if source != target:
-            # The value was broadcast over the child's shape: its adjoint sums the copies.
-            head = r"\mathbf{1}^{\top}" if len(source) == 1 and len(target) == 2 else r"\sum"
-            product = rf"{head} \left({product}\right)"
-        return generic, named, product
-    if eqn.op in ("matmul", "affine"):
-        ta, tb = attrs.get("ta", False), attrs.get("tb", False)
-        a, b = eqn.args[0], eqn.args[1]
-        t = r"^{\top}"
-        if i == 0:
-            form = f"{n(b)}{'' if tb else t}" if not ta else None
-            return generic, "", (rf"{g} {form}" if form else rf"{n(b)} {g}{t}")
-        if i == 1:
-            if not tb:
-                return generic, "", (rf"{n(a)}{'' if ta else t} {g}")
-            return generic, "", rf"{g}{t} {n(a)}"
-        return generic, "", rf"\mathbf{{1}}^{{\top}} {g}"
-    if eqn.op == "transpose":
-        return generic, "", g + r"^{\top}"
-    if eqn.op == "sum":
-        return generic, "", rf"{g}\,\mathbf{{1}}"
-    if eqn.op == "mean":
-        count = pr.latex(size_expr(program.shape(arg)))
-        return generic, "", rf"\frac{{{g}}}{{{count}}}\,\mathbf{{1}}"
-    if eqn.op == "sum_squares":
-        return generic, "", rf"2 {g}\, {n(arg)}"
-    if eqn.op in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy", "squared_error"):
-        count = attrs.get("count")
-        scale = "" if count is None else rf"\frac{{1}}{{{pr.latex(count)}}}"
-        z, t_ = (n(x) for x in eqn.args)
-        pred = {
-            "softmax_cross_entropy": rf"\operatorname{{softmax}}\left({z}\right)",
-            "sigmoid_binary_cross_entropy": rf"\sigma\left({z}\right)",
-            "squared_error": z,
-        }[eqn.op]
-        return generic, "", rf"{g}\, {scale}\left({pred} - {t_}\right)"
-    return generic, "", generic
+    """For one child: ``\\bar{v}_j ∂v_j/∂v_i``, the derivative by name, and the product form
+    (the last two from the op's record)."""
+    g, n = _bar(eqn.out), latex_name
+    generic = rf"{g}\,\frac{{\partial {n(eqn.out)}}}{{\partial {n(arg)}}}"
+    named, product = OPS[eqn.op].latex_adjoint(eqn, eqn.args.index(arg), program, pr)
+    return generic, named, product
 
 
 def _active(program: Program) -> set[str]:
@@ -471,7 +417,8 @@ def network_matrix_form(derivation: Derivation, notation: str) -> list[str] | No
         return None
     depth = len(net.layers)
     act = net.layers[-1].activation
-    fused = net.loss in ("softmax_cross_entropy", "sigmoid_binary_cross_entropy")
+    loss = LOSSES[net.loss]
+    fused = loss.takes_logits
     mean = net.reduction == "mean"
     lines = []
     if notation == "seed002":
@@ -498,7 +445,7 @@ def network_matrix_form(derivation: Derivation, notation: str) -> list[str] | No
         return lines
     scale = r"\frac{1}{m}" if mean else ""
     if fused:
-        pred = r"\operatorname{softmax}(Z_{L})" if "softmax" in net.loss else r"\sigma(Z_{L})"
+        pred = loss.latex_prediction.format(z="Z_{L}")
         lines.append(
             rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right),"
             rf" \quad A_{{L}} = {pred}, \quad \text{{$L = {depth}$ layers}}"
@@ -555,8 +502,6 @@ def naive_section(
     for eqn in forward:
         env[sympy.Symbol(eqn.out)] = eqn.attr("expr").xreplace(env)
     loss = env[sympy.Symbol(program.loss)]
-    from symbp.analysis.redundancy import written_size
-
     written = written_size(loss)
     if written > NAIVE_MAX_NODES:
         return {
@@ -625,8 +570,6 @@ def cost_table(
     A report that fails leaves a sentence saying so (the derivation is still useful), never a
     silently missing section.
     """
-    from symbp.analysis.redundancy import latex_cost
-
     try:
         cost = latex_cost(derivation, timeout, limit)
     except Exception as err:  # the document must still be written
@@ -725,56 +668,6 @@ def latex_document(
     """The document and one line for each part the time limit left out of it."""
     values = context(derivation, notation, timeout)
     return stamp_text(render("derivation.tex.j2", values, "latex"), "%"), values["skipped"]
-
-
-class LatexError(Exception):
-    """pdflatex is missing or failed; the message says what to do or shows the log's errors."""
-
-
-INSTALL_HINT = (
-    "pdflatex not found; install TeX Live: "
-    "apt-get install texlive-latex-base texlive-latex-recommended"
-)
-
-
-def compile_pdf(tex_path: Path, figures: Iterable[Path] = (), *, force: bool = False) -> Path:
-    """Compile ``tex_path`` (with the ``figures`` it includes) in a temporary directory; copy
-    the PDF, under symbp's header (a last comment line), next to it atomically. A PDF symbp
-    did not write is kept unless ``force``."""
-    from symbp.files import write_all
-
-    latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
-    if pdflatex is None:
-        raise LatexError(INSTALL_HINT)
-    with tempfile.TemporaryDirectory(prefix="symbp-latex-") as tmp:
-        src = Path(tmp) / tex_path.name
-        shutil.copyfile(tex_path, src)
-        for picture in figures:
-            shutil.copyfile(picture, Path(tmp) / picture.name)
-        if latexmk:
-            runs = [[latexmk, "-pdf", "-halt-on-error", "-interaction=nonstopmode", src.name]]
-        else:
-            cmd = [pdflatex, "-halt-on-error", "-interaction=nonstopmode", src.name]
-            runs = [cmd, cmd]
-        for cmd in runs:
-            run = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, errors="replace")
-            if run.returncode != 0:
-                log = src.with_suffix(".log")
-                text = log.read_text(errors="replace") if log.exists() else run.stdout
-                raise LatexError("LaTeX failed:\n" + "\n".join(error_lines(text.splitlines())))
-        pdf = tex_path.with_suffix(".pdf")
-        write_all({pdf: stamp_pdf(src.with_suffix(".pdf").read_bytes())}, force=force)
-    return pdf
-
-
-def error_lines(lines: Iterable[str]) -> list[str]:
-    """The ``!`` error lines of a TeX log with the two lines after each."""
-    lines = list(lines)
-    out = []
-    for i, line in enumerate(lines):
-        if line.startswith("!"):
-            out.extend(lines[i : i + 3])
-    return out or lines[-20:]
 
 
 def markdown(derivation: Derivation) -> str:

@@ -11,21 +11,18 @@ import textwrap
 import sympy
 from sympy.functions.elementary.piecewise import ExprCondPair
 
-from symbp import __version__
 from symbp.derivation import Derivation
 from symbp.emit.buffers import plan_buffers
 from symbp.emit.printing import Printers
 from symbp.emit.templating import render
 from symbp.ir.functions import FunctionTable, Z
+from symbp.ir.losses import LOSSES, TARGET_DOCS
 from symbp.ir.ops import HELPER_SOURCES, OPS
 from symbp.ir.program import Eqn, Program, Shape, Var, shape_text
 from symbp.provenance import stamp_text
+from symbp.version import __version__
 
 DOC_WIDTH = 92
-KIND_DOCS = {
-    "one-hot": "each row sums to 1 (one-hot targets), as the loss assumes",
-    "probability": "targets in [0, 1]",
-}
 
 
 def generate(derivation: Derivation) -> str:
@@ -304,7 +301,7 @@ def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
         var = program.vars[n]
         kind = f"array ({shape_text(var.shape)})" if var.shape else "scalar"
         doc = var.doc or "input"
-        kind_doc = KIND_DOCS.get(program.meta.get("kinds", {}).get(n, "real"))
+        kind_doc = TARGET_DOCS.get(program.meta.get("kinds", {}).get(n, "real"))
         if kind_doc:
             doc += f"; {kind_doc}"
         if n in labels:
@@ -383,12 +380,8 @@ def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
 
 
 def _predict_doc(program: Program) -> str:
-    loss = program.meta.get("loss")
-    what = {
-        "softmax_cross_entropy": "class probabilities softmax(Z), one row per sample",
-        "sigmoid_binary_cross_entropy": "probabilities σ(Z), one row per sample",
-    }.get(loss, "network outputs, one row per sample")
-    return f"The {what}."
+    loss = LOSSES.get(program.meta.get("loss", ""))
+    return f"The {loss.prediction_doc}." if loss is not None else ""
 
 
 def _helpers(

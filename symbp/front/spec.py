@@ -5,6 +5,7 @@ Math strings are never evaluated: steps and function bodies go through :mod:`sym
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,10 +16,16 @@ from symbp.errors import SpecError
 from symbp.files import read_regular
 from symbp.front.parse import Call, ParseError, parse_expression, quoted, walk
 from symbp.front.tomlkeys import deepest_key, oversized_number
-from symbp.ir.functions import ACTIVATIONS
-from symbp.ir.names import check_function_name, check_module_name, clashes
-from symbp.ir.naming import network_values
-from symbp.ir.ops import FUSED_LOSSES
+from symbp.ir.functions import ACTIVATIONS, builtin_table
+from symbp.ir.losses import LOSSES
+from symbp.ir.names import (
+    check_function_name,
+    check_module_name,
+    check_name,
+    clashes,
+    network_values,
+)
+from symbp.ir.program import Shape
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_UNITS = 1_000_000
@@ -41,7 +48,6 @@ CALL_COST = {"relu": 2, "leaky_relu": 2, "elu": 2, "gelu": 2, "silu": 2, "log": 
 """The cost of a built-in function's call in a body (1 if not listed). These count twice: the
 piecewise ones, GELU and SiLU (their derivatives are large: eight nested SiLU take minutes),
 and log (SymPy evaluates nested logs of negative numbers slowly: seven take a minute)."""
-LOSSES = tuple(FUSED_LOSSES)
 REDUCTIONS = ("mean", "sum")
 
 
@@ -83,25 +89,6 @@ class Model:
     network: Network | None = None
     graph: Graph | None = None
     functions: dict[str, str] = field(default_factory=dict)
-
-    def _repr_markdown_(self) -> str:
-        """Jupyter shows the model's graph and its forward and backward equations, derived on
-        demand."""
-        from symbp.derivation import derive
-
-        try:
-            return derive(self)._repr_markdown_()
-        except SpecError as err:
-            return f"**{self.name}**: cannot be derived: {err}"
-
-    def _repr_svg_(self) -> str | None:
-        """The model's computation graph; None (no picture) if it cannot be derived or drawn."""
-        from symbp.derivation import derive
-
-        try:
-            return derive(self)._repr_svg_()
-        except SpecError:
-            return None
 
 
 def load(path: str | Path) -> Model:
@@ -204,8 +191,6 @@ def _model(doc: Mapping[str, Any], where: str) -> Model:
         network = _network(doc["network"], functions)
         _check_network_names(network, functions)
         return Model(name, description, where, network=network, functions=functions)
-    from symbp.lower.graph import read_graph
-
     graph = read_graph(doc["graph"])
     return Model(name, description, where, graph=graph, functions=functions)
 
@@ -266,8 +251,6 @@ def _functions(table: Any) -> dict[str, str]:
         raise SpecError(
             f'must be a table of name = "body in z", got {_kind(table)}', key="functions"
         )
-    from symbp.ir.functions import builtin_table
-
     if len(table) > MAX_FUNCTIONS:
         raise SpecError(f"at most {MAX_FUNCTIONS} functions", key="functions")
     out: dict[str, str] = {}
@@ -369,11 +352,11 @@ def _network(table: Any, functions: Mapping[str, str]) -> Network:
     loss = _string(table, "loss", p, required=True)
     if loss not in LOSSES:
         raise SpecError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}", key=p + "loss")
-    if loss != "squared_error" and layers[-1].activation != "identity":
+    if LOSSES[loss].takes_logits and layers[-1].activation != "identity":
         raise SpecError(
             f"{loss} takes logits, so the last layer's activation must be 'identity' "
             f"(got '{layers[-1].activation}'); the loss applies the "
-            f"{'softmax' if loss.startswith('softmax') else 'sigmoid'} itself",
+            f"{LOSSES[loss].prediction} itself",
             key=f"{p}layers[{len(layers) - 1}].activation",
         )
     reduction = _string(table, "reduction", p, required=False) or "mean"
@@ -385,3 +368,111 @@ def _network(table: Any, functions: Mapping[str, str]) -> Network:
             raise SpecError(f"must be a number ≥ 0 (at most 1e300), got {_kind(l2)}", key=p + "l2")
         l2 = float(l2)
     return Network(inputs, tuple(layers), loss, reduction, l2)
+
+
+# ---- [graph] -------------------------------------------------------------------------
+
+MAX_STEPS = 1000
+MAX_DIM = 10_000_000
+_DIM = re.compile(r"^\s*(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\s*$")
+
+
+def read_graph(table: Any) -> Graph:
+    """Validate the ``[graph]`` table's keys and types (steps are parsed when built)."""
+    if not isinstance(table, dict):
+        raise SpecError(f"must be a table, got {_kind(table)}", key="graph")
+    p = "graph."
+    _only_keys(table, {"inputs", "params", "constants", "steps", "loss"}, p)
+    inputs = _declared(table, "inputs", required=False)
+    params = _declared(table, "params", required=True)
+    if not params:
+        raise SpecError("declare at least one parameter to differentiate", key=p + "params")
+    constants = table.get("constants", {})
+    if not isinstance(constants, dict):
+        raise SpecError(
+            f"must be a table of name = number, got {_kind(constants)}", key=p + "constants"
+        )
+    for name, value in constants.items():
+        check_name(name, "constant name", key=f"{p}constants.{name}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SpecError(f"must be a number, got {_kind(value)}", key=f"{p}constants.{name}")
+        if value != value or not abs(value) <= 1e300:
+            raise SpecError(
+                "must be a finite number of at most 1e300 in size", key=f"{p}constants.{name}"
+            )
+    steps = table.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise SpecError('must be a non-empty list of "name = expression" strings', key=p + "steps")
+    if len(steps) > MAX_STEPS:
+        raise SpecError(f"at most {MAX_STEPS} steps", key=p + "steps")
+    for i, step in enumerate(steps):
+        if not isinstance(step, str):
+            raise SpecError(f"must be a string, got {_kind(step)}", key=f"{p}steps[{i}]")
+    loss = table.get("loss")
+    if not isinstance(loss, str):
+        raise SpecError(
+            "missing or not a string: name the step that computes the loss", key=p + "loss"
+        )
+    seen: dict[str, str] = {}
+    for group, names in (("inputs", inputs), ("params", params), ("constants", constants)):
+        for name in names:
+            if name in seen:
+                raise SpecError(
+                    f"'{name}' is declared in both {seen[name]} and {group}",
+                    key=f"{p}{group}.{name}",
+                )
+            seen[name] = group
+    return Graph(inputs, params, {k: float(v) for k, v in constants.items()}, tuple(steps), loss)
+
+
+def _declared(table: Mapping[str, Any], key: str, *, required: bool) -> dict[str, str]:
+    value = table.get(key)
+    if value is None:
+        if required:
+            raise SpecError(
+                'missing; declare names and shapes, e.g. { w = "scalar" }', key=f"graph.{key}"
+            )
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(
+            f'must be a table of name = "shape", got {_kind(value)}', key=f"graph.{key}"
+        )
+    for name, shape in value.items():
+        where = f"graph.{key}.{name}"
+        check_name(name, key[:-1] + " name", key=where)
+        if not isinstance(shape, str):
+            raise SpecError(
+                f'must be a shape string like "scalar", "n" or "m x n", got {_kind(shape)}',
+                key=where,
+            )
+        parse_shape(shape, key=where)
+    return dict(value)
+
+
+def parse_shape(text: str, *, key: str | None = None) -> Shape:
+    """``"scalar"`` → (), ``"n"`` → ("n",), ``"m x 3"`` → ("m", 3)."""
+    if text.strip() == "scalar":
+        return ()
+    parts = re.split(r"\s+x\s+|\s*×\s*", text.strip())
+    if not 1 <= len(parts) <= 2 or not all(_DIM.match(p) for p in parts):
+        raise SpecError(
+            f'bad shape {text!r}: use "scalar", "n" or "m x n" (sizes are integers or names)',
+            key=key,
+        )
+    dims: list[int | str] = []
+    for part in parts:
+        part = part.strip()
+        if part == "scalar":
+            raise SpecError(
+                f'bad shape {text!r}: "scalar" stands alone; a size is an integer or a name',
+                key=key,
+            )
+        if part.isdigit():
+            size = int(part)
+            if not 1 <= size <= MAX_DIM:
+                raise SpecError(f"size {part} must be between 1 and {MAX_DIM}", key=key)
+            dims.append(size)
+        else:
+            check_name(part, "size name", key=key, value=False)
+            dims.append(part)
+    return tuple(dims)

@@ -1,6 +1,8 @@
-"""Which names a spec may use: Python identifiers that cannot clash with the generated module.
+"""Names: the ones a spec may use, and the ones symbp makes (adjoints ``dX``, contributions,
+layer values ``W1``).
 
-The generated module's functions hold the spec's values, sizes and constants as local
+A spec's names must be Python identifiers that cannot clash with the generated module. Its
+functions hold the spec's values, sizes and constants as local
 variables, and call module-level helpers (``sigmoid``, ``softmax``, ``_params``, the spec's own
 ``[functions]``), NumPy (``np``) and Python built-ins (``float``, ``zip``, ``isinstance``). A
 value named like any of these would shadow it, and a function named like a value would be
@@ -15,11 +17,33 @@ import keyword
 import sys
 
 from symbp.errors import SpecError
-from symbp.ir import naming
-from symbp.ir.program import RESERVED
+from symbp.ir.functions import builtin_table
+from symbp.ir.losses import LOSSES
+from symbp.ir.ops import HELPER_SOURCES
+
+RESERVED = frozenset(
+    {
+        "np",
+        "numpy",
+        "params",
+        "cache",
+        "grads",
+        "forward",
+        "backward",
+        "loss_and_grad",
+        "predict",
+        "init_params",
+        "PARAM_SHAPES",
+        "loss",
+        "rng",
+        "dtype",
+        "self",
+    }
+)
+"""Names the generated module uses itself; a spec may not use them for its values."""
 
 GENERATED = RESERVED | {"dims", "INPUT_SHAPES", "INPUT_KINDS"}
-"""Names the generated module defines or uses as locals, beyond :data:`program.RESERVED`."""
+"""Names the generated module defines or uses as locals, beyond :data:`RESERVED`."""
 
 BUILTINS = frozenset(dir(builtins))
 """Python's built-ins: the generated module's helpers call some of them (``zip``, ``float``)."""
@@ -35,10 +59,7 @@ MODULES = frozenset({*sys.stdlib_module_names, "numpy", "sympy", "symbp"})
 def helper_names() -> frozenset[str]:
     """Functions the generated module may define or steps may call: the built-in elementwise
     functions, the fused losses and their helpers (``softmax``), ``sum`` and ``mean``."""
-    from symbp.ir.functions import builtin_table
-    from symbp.ir.ops import FUSED_LOSSES, HELPER_SOURCES
-
-    return frozenset({*builtin_table(), *HELPER_SOURCES, *FUSED_LOSSES, "sum", "mean"})
+    return frozenset({*builtin_table(), *HELPER_SOURCES, *LOSSES, "sum", "mean"})
 
 
 @functools.cache
@@ -135,7 +156,7 @@ def check_name(name: object, what: str, *, key: str | None = None, value: bool =
             f"choose another {what}",
             key=key,
         )
-    gradient = naming.adjoint(name)
+    gradient = adjoint(name)
     if value and (gradient in GENERATED or gradient in BUILTINS or gradient in helper_names()):
         raise SpecError(
             f"{name!r}: its gradient would be named {gradient!r}, which the generated module "
@@ -151,7 +172,47 @@ def clashes(function: str, value: str) -> str | None:
     A user function is a module-level helper of its own name; a value is a local variable, and
     so are the names derived from it (its gradient, its temporaries). None if they are apart.
     """
-    for base in naming.derived(value):
+    for base in derived(value):
         if function == base or function.startswith(base + "_"):
             return base
     return None
+
+
+# ---- the names symbp makes -------------------------------------------------------
+
+
+def adjoint(name: str) -> str:
+    """The cotangent of a value: ``dW1`` for ``W1`` (``\\bar{W}_1`` in LaTeX)."""
+    return "d" + name
+
+
+def contribution(name: str, child: str, uses: int) -> str:
+    """A child's contribution to a cotangent; the cotangent itself when it is the only one."""
+    return adjoint(name) if uses <= 1 else f"{adjoint(name)}_{child}"
+
+
+def layer_name(kind: str, index: int) -> str:
+    """Network values by layer, as in the seeds: ``W1``, ``b1``, ``Z1``, ``A1``."""
+    return f"{kind}{index}"
+
+
+NETWORK_FIXED = ("X", "T", "m", "L", "E", "P", "l2")
+"""A network's inputs, batch size, data loss, loss with L2, prediction and L2 weight."""
+NETWORK_LAYER_KINDS = "WbZARS"
+"""Per layer: weights, biases, pre-activation, activation, squared norm, softmax."""
+
+
+def network_values(depth: int) -> list[str]:
+    """Every value name a network of ``depth`` layers may use (see :mod:`symbp.lower.network`)."""
+    layers = [layer_name(kind, i) for i in range(depth + 1) for kind in NETWORK_LAYER_KINDS]
+    return [*NETWORK_FIXED, *layers]
+
+
+def derived(value: str) -> tuple[str, ...]:
+    """Names the generated code may give a value and what it derives from it: the value, its
+    cotangent ``d<value>`` and their temporaries ``<base>_...``; for logits ``Z...`` also the
+    softmax ``S...`` the fused cross-entropy's backward pass computes."""
+    names = [value, adjoint(value)]
+    if value.startswith("Z"):
+        names += ["S" + value[1:], adjoint("S" + value[1:])]
+    return tuple(names)

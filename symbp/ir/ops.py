@@ -1,164 +1,24 @@
-"""The primitive registry: for each op, its shape rule, scalar meaning, VJP, NumPy and LaTeX forms.
+"""The ops: elementwise expressions, matrix products, reductions and the arrays the backward
+pass makes, one record each (see :mod:`symbp.ir.primitive`); and :data:`OPS`, every primitive
+by name, the fused losses of :mod:`symbp.ir.losses` included.
 
-Adding an op is one class here (plus its tests). Elementwise arithmetic and functions are one
-op, ``ewise``, whose attribute is a SymPy expression over the argument names: its VJP is
-``sympy.diff`` of that expression, rewritten to reuse the forward output where it appears
-(σ′ = y(1 − y)), so elementwise rules never need writing by hand.
-
-VJP rules receive the cotangent as a :class:`Lazy` expression and return one per argument
-(``None`` where no gradient is needed). Elementwise contributions stay lazy so that the
-backward pass can sum them in one line; a rule that needs an array asks the context for one.
+Elementwise arithmetic and functions are one op, ``ewise``, whose attribute is a SymPy
+expression over the argument names: its VJP is ``sympy.diff`` of that expression, rewritten to
+reuse the forward output where it appears (σ′ = y(1 − y)), so elementwise rules never need
+writing by hand.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any
 
 import numpy as np
 import sympy
 
 from symbp.errors import SpecError
-from symbp.ir.program import Eqn, Shape, broadcast_shapes, dim_expr, shape_text, size_expr
-
-
-@dataclass(frozen=True)
-class Lazy:
-    """A cotangent (contribution) not yet assigned to a name: an expression and its shape.
-
-    The expression is over value names (SymPy symbols); its shape broadcasts to the shape of
-    the value it is the cotangent of.
-    """
-
-    expr: sympy.Expr
-    shape: Shape
-
-
-class VJPContext(Protocol):
-    """What a VJP rule may ask of the backward pass being built."""
-
-    def shape(self, name: str) -> Shape: ...
-
-    def var(self, g: Lazy, name: str) -> str: ...
-
-    def full(self, g: Lazy, like: str, name: str) -> str: ...
-
-    def op(self, op: str, args: Sequence[str], attrs: dict[str, Any], name: str) -> str: ...
-
-    def unbroadcast(self, g: Lazy, shape: Shape, name: str) -> Lazy: ...
-
-    def actual_shape(self, expr: sympy.Expr) -> Shape: ...
-
-
-class Printers(Protocol):
-    """The expression printers the code and LaTeX generators hand to op forms."""
-
-    def numpy(self, expr: sympy.Expr) -> str: ...
-
-    def numpy_value(self, expr: sympy.Expr, args: Sequence[str]) -> str: ...
-
-    def latex(self, expr: sympy.Expr) -> str: ...
-
-    def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None: ...
-
-    def latex_name(self, name: str) -> str: ...
-
-    def text(self, expr: sympy.Expr) -> str: ...
-
-
-def _sym(name: str) -> sympy.Symbol:
-    return sympy.Symbol(name)
-
-
-def _partial(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -> sympy.Expr:
-    """∂expr/∂wrt, with ``expr`` itself rewritten as ``out`` (so tanh' reads 1 − out²).
-
-    The arguments are renamed by position before differentiating, so the same function in
-    every layer is differentiated once (SymPy's diff is the hot spot of deep networks)."""
-    slots = {_sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
-    slots[out] = sympy.Symbol("out·")
-    back = {v: k for k, v in slots.items()}
-    partial = _canonical_partial(expr.xreplace(slots), slots[_sym(wrt)], slots[out])
-    return partial.xreplace(back)
-
-
-@functools.lru_cache(maxsize=4096)
-def _canonical_partial(expr, wrt, out):
-    partial = sympy.diff(expr, wrt)
-    return partial if expr.is_Symbol else partial.subs(expr, out)
-
-
-def fused_loss_attrs(shape: Shape, reduction: str) -> dict[str, Any]:
-    """Attributes of a fused loss: the batch count its sum is divided by, if any.
-
-    Rows of a 2-D input are samples; a vector or a scalar is one sample.
-    """
-    if reduction not in ("mean", "sum"):
-        raise SpecError(f"unknown reduction '{reduction}'; use 'mean' or 'sum'")
-    if reduction == "sum" or len(shape) < 2:
-        return {"reduction": reduction}
-    return {"reduction": reduction, "count": dim_expr(shape[0])}
-
-
-class Op:
-    """Base class: subclasses fill in every form; the completeness test checks them all."""
-
-    name: ClassVar[str]
-    arity: ClassVar[int | None] = None
-
-    def shape(self, shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
-        raise NotImplementedError
-
-    def scalar(self, args: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
-        """The op on object arrays of SymPy scalars; ``attrs["names"]`` holds the arg names."""
-        raise NotImplementedError
-
-    def vjp(
-        self, ctx: VJPContext, eqn: Eqn, g: Lazy, needs: list[bool], names: list[str]
-    ) -> list[Lazy | None]:
-        raise NotImplementedError
-
-    def numpy(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
-        raise NotImplementedError
-
-    def latex(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
-        raise NotImplementedError
-
-    def statements(
-        self, out: str, args: list[str], attrs: dict[str, Any], pr: Printers
-    ) -> list[str]:
-        """The assignment as NumPy statements; one line unless an op can avoid a temporary."""
-        return [f"{out} = {self.numpy(args, attrs, pr)}"]
-
-    fresh: ClassVar[bool] = False
-    """Whether the NumPy form returns a new array (one a later assignment may write into)."""
-    elementwise: ClassVar[bool] = False
-    """Whether the result may overwrite an argument of its own shape while reading it."""
-    view: ClassVar[bool] = False
-    """Whether the NumPy form returns a view of its argument (which must then stay intact)."""
-
-    def aliases(self, eqn: Eqn, pr: Printers) -> bool:
-        """Whether this assignment's NumPy form is a view or another name of an argument."""
-        return self.view
-
-    def into(
-        self, out: str, buffer: str, args: list[str], attrs: dict[str, Any], pr: Printers
-    ) -> list[str] | None:
-        """The assignment written into ``buffer``'s array (``out=``), or None if it cannot be."""
-        return None
-
-    def text(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
-        raise NotImplementedError
-
-    helpers: ClassVar[tuple[str, ...]] = ()
-    """Names of module-level helper functions the NumPy form calls."""
-
-
-def _check_arity(op: Op, shapes: list[Shape]) -> None:
-    if op.arity is not None and len(shapes) != op.arity:
-        raise SpecError(f"{op.name} takes {op.arity} arguments, got {len(shapes)}")
+from symbp.ir.losses import LOSSES
+from symbp.ir.primitive import Lazy, Op, VJPContext, _check_arity, _partial, _sym
+from symbp.ir.program import Shape, broadcast_shapes, dim_expr, shape_text, size_expr
 
 
 class Ewise(Op):
@@ -216,6 +76,31 @@ class Ewise(Op):
 
     def text(self, args, attrs, pr):
         return pr.text(attrs["expr"])
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        out, arg = eqn.out, eqn.args[i]
+        g = pr.latex_symbol(out, bar=True)
+        expr = eqn.attr("expr")
+        partial = sympy.diff(expr, _sym(arg))
+        if not expr.is_Symbol:
+            partial = partial.subs(expr, _sym(out))
+        named = ""
+        entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
+        if entry is not None and entry.latex and expr.args[0] == _sym(arg):
+            named = rf"{g}\,{entry.latex}'\left({pr.latex_symbol(arg)}\right)"
+        if partial == 1:
+            return named, g
+        factor = pr.latex(partial)
+        if partial.is_Add:
+            factor = rf"\left({factor}\right)"
+        times = r" \odot " if program.shape(out) and not partial.is_Number else " "
+        product = f"{g}{times}{factor}"
+        source, target = program.shape(arg), program.shape(out)
+        if source != target:
+            # The value was broadcast over the child's shape: its adjoint sums the copies.
+            head = r"\mathbf{1}^{\top}" if len(source) == 1 and len(target) == 2 else r"\sum"
+            product = rf"{head} \left({product}\right)"
+        return named, product
 
 
 def _matmul_shape(a: Shape, b: Shape, ta: bool, tb: bool) -> Shape:
@@ -314,6 +199,22 @@ class MatMul(Op):
             for a, k in zip(args, ("ta", "tb"), strict=True)
         )
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", _product_adjoint(eqn, i, pr)
+
+
+def _product_adjoint(eqn, i: int, pr) -> str:
+    """The adjoint of a matrix product's factor (or of an affine layer's bias): the other
+    factor, on the side and transposed as the product has it."""
+    ta, tb = eqn.attr("ta", False), eqn.attr("tb", False)
+    a, b = (pr.latex_symbol(x) for x in eqn.args[:2])
+    g, t = pr.latex_symbol(eqn.out, bar=True), r"^{\top}"
+    if i == 0:
+        return rf"{g} {b}{'' if tb else t}" if not ta else rf"{b} {g}{t}"
+    if i == 1:
+        return rf"{a}{'' if ta else t} {g}" if not tb else rf"{g}{t} {a}"
+    return rf"\mathbf{{1}}^{{\top}} {g}"
+
 
 def _flags(ta: bool, tb: bool) -> dict[str, bool]:
     return {k: v for k, v in (("ta", ta), ("tb", tb)) if v}
@@ -358,6 +259,10 @@ class Outer(Op):
 
     def text(self, args, attrs, pr):
         return f"{args[0]} {args[1]}ᵀ"
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        g, other = pr.latex_symbol(eqn.out, bar=True), pr.latex_symbol(eqn.args[1 - i])
+        return "", (f"{g} {other}" if i == 0 else rf"{g}^{{\top}} {other}")
 
 
 class Affine(Op):
@@ -412,6 +317,9 @@ class Affine(Op):
     def text(self, args, attrs, pr):
         return f"{args[0]} {args[1]} + 1 {args[2]}ᵀ"
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", _product_adjoint(eqn, i, pr)
+
 
 class Transpose(Op):
     name = "transpose"
@@ -438,6 +346,9 @@ class Transpose(Op):
 
     def text(self, args, attrs, pr):
         return f"{args[0]}ᵀ"
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", pr.latex_symbol(eqn.out, bar=True) + r"^{\top}"
 
 
 def _reduced_shape(shape: Shape, axis: int | None, keepdims: bool) -> Shape:
@@ -516,6 +427,9 @@ class Sum(Op):
     def text(self, args, attrs, pr):
         return f"Σ{'' if attrs.get('axis') is None else '_axis' + str(attrs['axis'])} {args[0]}"
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", rf"{pr.latex_symbol(eqn.out, bar=True)}\,\mathbf{{1}}"
+
 
 class Mean(Op):
     """Mean over all entries or along one axis."""
@@ -549,6 +463,10 @@ class Mean(Op):
 
     def text(self, args, attrs, pr):
         return f"mean({args[0]})"
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        count = pr.latex(size_expr(program.shape(eqn.args[i])))
+        return "", rf"\frac{{{pr.latex_symbol(eqn.out, bar=True)}}}{{{count}}}\,\mathbf{{1}}"
 
 
 class ExpandDims(Op):
@@ -585,6 +503,9 @@ class ExpandDims(Op):
     def text(self, args, attrs, pr):
         return args[0]
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", pr.latex_symbol(eqn.out, bar=True)
+
 
 class SumSquares(Op):
     """‖A‖² = Σ A², the L2 penalty of one weight matrix."""
@@ -612,6 +533,10 @@ class SumSquares(Op):
 
     def text(self, args, attrs, pr):
         return f"‖{args[0]}‖²"
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        g = pr.latex_symbol(eqn.out, bar=True)
+        return "", rf"2 {g}\, {pr.latex_symbol(eqn.args[i])}"
 
 
 class Copy(Op):
@@ -641,6 +566,9 @@ class Copy(Op):
     def text(self, args, attrs, pr):
         return args[0]
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", pr.latex_symbol(eqn.out, bar=True)
+
 
 class Fill(Op):
     """An array shaped like ``like`` holding one value (a constant cotangent, materialized)."""
@@ -669,6 +597,9 @@ class Fill(Op):
     def text(self, args, attrs, pr):
         return pr.text(attrs["value"])
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", "0"  # a constant: its argument gives only its shape
+
 
 class Broadcast(Op):
     """``g`` broadcast to the shape of ``like`` as a new array."""
@@ -696,6 +627,11 @@ class Broadcast(Op):
     def text(self, args, attrs, pr):
         return args[0]
 
+    def latex_adjoint(self, eqn, i, program, pr):
+        if i == 1:
+            return "", "0"  # ``like`` gives only the shape
+        return "", rf"\sum {pr.latex_symbol(eqn.out, bar=True)}"
+
 
 _SOFTMAX_HELPER = '''def softmax(Z):
     """softmax(z)_k = exp(z_k) / Σ_j exp(z_j), shifted by max z so that no exp overflows."""
@@ -703,25 +639,6 @@ _SOFTMAX_HELPER = '''def softmax(Z):
     E /= E.sum(axis=-1, keepdims=True)
     return E
 '''
-
-_SOFTMAX_CE_HELPER = '''def softmax_cross_entropy(Z, T):
-    """Σ_i −Σ_k T_ik log softmax(Z_i)_k, through log-sum-exp so that no exp overflows."""
-    log_S = Z - Z.max(axis=-1, keepdims=True)
-    log_S -= np.log(np.exp(log_S).sum(axis=-1, keepdims=True))
-    return -np.vdot(T, log_S)
-'''
-
-_SIGMOID_BCE_HELPER = '''def sigmoid_binary_cross_entropy(Z, T):
-    """Σ −[T log σ(Z) + (1 − T) log(1 − σ(Z))] = Σ softplus(Z) − T·Z, on logits Z."""
-    return np.sum(np.logaddexp(0, Z) - T * Z)
-'''
-
-HELPER_SOURCES: dict[str, str] = {
-    "softmax": _SOFTMAX_HELPER,
-    "softmax_cross_entropy": _SOFTMAX_CE_HELPER,
-    "sigmoid_binary_cross_entropy": _SIGMOID_BCE_HELPER,
-}
-"""Module-level helpers the NumPy forms of ops call (functions add their own)."""
 
 
 class Softmax(Op):
@@ -755,129 +672,9 @@ class Softmax(Op):
     def text(self, args, attrs, pr):
         return f"softmax({args[0]})"
 
-
-class FusedLoss(Op):
-    """A loss on logits or outputs ``(Z, T)``: per-sample losses summed over outputs, then
-    averaged over the batch (``reduction="mean"``, the 1/m applied once) or summed."""
-
-    arity = 2
-    symbol: ClassVar[str]
-    latex_body: ClassVar[str]
-    text_body: ClassVar[str]
-
-    def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
-        z, t = shapes
-        if z != t:
-            raise SpecError(
-                f"{self.name} needs its two arguments to have one shape, got "
-                f"({shape_text(z)}) and ({shape_text(t)})"
-            )
-        return ()
-
-    def per_entry(self, z: sympy.Expr, t: sympy.Expr) -> sympy.Expr:
-        raise NotImplementedError
-
-    def scalar(self, args, attrs):
-        z, t = args
-        count = 1 if attrs.get("reduction", "mean") == "sum" or z.ndim < 2 else z.shape[0]
-        total = self.scalar_total(z, t)
-        return np.asarray(total / sympy.Integer(count), dtype=object)
-
-    def scalar_total(self, z: np.ndarray, t: np.ndarray) -> sympy.Expr:
-        return sympy.Add(*(self.per_entry(a, b) for a, b in zip(z.flat, t.flat, strict=True)))
-
-    def gradient(self, ctx: VJPContext, z: str) -> sympy.Expr:
-        """∂(per-sample loss)/∂z as an expression over names (before the 1/m and ḡ)."""
-        raise NotImplementedError
-
-    def vjp(self, ctx, eqn, g, needs, names):
-        z, t = eqn.args
-        if needs[1]:
-            raise SpecError(
-                f"the target (second argument) of {self.name} may not depend on parameters"
-            )
-        count = eqn.attr("count") or sympy.Integer(1)
-        residual = self.gradient(ctx, z) - _sym(t)
-        return [Lazy(g.expr * residual / count, ctx.shape(z)), None]
-
-    def _scale(self, code: str, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
-        count = attrs.get("count")
-        return code if count is None else f"{code} / {pr.numpy(count)}"
-
-    def latex(self, args, attrs, pr):
-        z, t = (pr.latex_name(a) for a in args)
-        count = attrs.get("count")
-        scale = "" if count is None else f"\\frac{{1}}{{{pr.latex(count)}}}"
-        return scale + self.latex_body.format(z=z, t=t)
-
-    def text(self, args, attrs, pr):
-        count = attrs.get("count")
-        scale = "" if count is None else f"(1/{pr.text(count)}) "
-        return scale + self.text_body.format(z=args[0], t=args[1])
-
-
-class SoftmaxCrossEntropy(FusedLoss):
-    name = "softmax_cross_entropy"
-    helpers = ("softmax_cross_entropy",)
-    latex_body = r"\sum_{{i,k}} -{t}_{{ik}} \log \operatorname{{softmax}}({z}_{{i}})_{{k}}"
-    text_body = "Σ_i −Σ_k {t}_ik log softmax({z}_i)_k"
-
-    def scalar_total(self, z, t):
-        zz = np.atleast_2d(z)
-        tt = np.atleast_2d(t)
-        terms = []
-        for zi, ti in zip(zz, tt, strict=True):
-            lse = sympy.log(sympy.Add(*(sympy.exp(v) for v in zi)))
-            terms += [-tk * (zk - lse) for zk, tk in zip(zi, ti, strict=True)]
-        return sympy.Add(*terms)
-
-    def gradient(self, ctx, z):
-        return _sym(
-            ctx.op("softmax", [z], {}, "S" + z[1:] if z.startswith("Z") else z + "_softmax")
-        )
-
-    def numpy(self, args, attrs, pr):
-        return self._scale(f"softmax_cross_entropy({args[0]}, {args[1]})", args, attrs, pr)
-
-
-class SigmoidBinaryCrossEntropy(FusedLoss):
-    name = "sigmoid_binary_cross_entropy"
-    helpers = ("sigmoid_binary_cross_entropy",)
-    latex_body = r"\sum -\left[{t} \log \sigma({z}) + (1 - {t}) \log(1 - \sigma({z}))\right]"
-    text_body = "Σ −[{t} log σ({z}) + (1 − {t}) log(1 − σ({z}))]"
-
-    def per_entry(self, z, t):
-        from symbp.ir.functions import builtin_table
-
-        softplus = builtin_table()["softplus"]
-        return softplus(z) - t * z
-
-    def gradient(self, ctx, z):
-        from symbp.ir.functions import builtin_table
-
-        return builtin_table()["sigmoid"](_sym(z))
-
-    def numpy(self, args, attrs, pr):
-        return self._scale(f"sigmoid_binary_cross_entropy({args[0]}, {args[1]})", args, attrs, pr)
-
-
-class SquaredError(FusedLoss):
-    name = "squared_error"
-    latex_body = r"\sum \tfrac{{1}}{{2}} \left({z} - {t}\right)^{{2}}"
-    text_body = "Σ ½ ({z} − {t})²"
-
-    def per_entry(self, z, t):
-        return (z - t) ** 2 / 2
-
-    def gradient(self, ctx, z):
-        return _sym(z)
-
-    def numpy(self, args, attrs, pr):
-        count = attrs.get("count")
-        half = "2" if count is None else f"(2 * {pr.numpy(count)})"
-        # The first argument depends on a parameter, so it is a NumPy array or scalar.
-        return f"(({args[0]} - {args[1]}) ** 2).sum() / {half}"
+    def latex_adjoint(self, eqn, i, program, pr):
+        g, s_ = pr.latex_symbol(eqn.out, bar=True), pr.latex_symbol(eqn.out)
+        return "", rf"{s_} \odot \left({g} - \left({g} \odot {s_}\right) \mathbf{{1}}\right)"
 
 
 OPS: dict[str, Op] = {
@@ -896,15 +693,13 @@ OPS: dict[str, Op] = {
         Fill(),
         Broadcast(),
         Softmax(),
-        SoftmaxCrossEntropy(),
-        SigmoidBinaryCrossEntropy(),
-        SquaredError(),
+        *LOSSES.values(),
     )
 }
 """Every primitive, by name."""
 
-FUSED_LOSSES: dict[str, FusedLoss] = {
-    name: op for name, op in OPS.items() if isinstance(op, FusedLoss)
+HELPER_SOURCES: dict[str, str] = {
+    "softmax": _SOFTMAX_HELPER,
+    **{name: source for loss in LOSSES.values() for name, source in loss.helper_sources.items()},
 }
-
-LossFactory = Callable[[str, str], Eqn]
+"""Module-level helpers the NumPy forms of ops call (functions add their own)."""

@@ -7,125 +7,20 @@ one ``ewise`` assignment, so ``L = (y - t)**2 / 2`` stays one line as the user w
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import sympy
 
 from symbp.errors import SpecError
-from symbp.front.parse import ARITHMETIC, ParseError, check_real, names_in, quoted
-from symbp.front.spec import Graph, Model, _kind, _only_keys
+from symbp.front import parse as P
+from symbp.front.parse import ARITHMETIC, ParseError, check_real, names_in, parse_step, quoted
+from symbp.front.spec import Model, parse_shape
+from symbp.ir.builder import Builder
 from symbp.ir.functions import FunctionTable
+from symbp.ir.losses import LOSSES, fused_loss_attrs
 from symbp.ir.names import check_name, clashes
-from symbp.ir.ops import FUSED_LOSSES, fused_loss_attrs
-from symbp.ir.program import Builder, Program, Shape, Var, broadcast_shapes, shape_text
-
-MAX_STEPS = 1000
-MAX_DIM = 10_000_000
-_DIM = re.compile(r"^\s*(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\s*$")
-
-
-def read_graph(table: Any) -> Graph:
-    """Validate the ``[graph]`` table's keys and types (steps are parsed when built)."""
-    if not isinstance(table, dict):
-        raise SpecError(f"must be a table, got {_kind(table)}", key="graph")
-    p = "graph."
-    _only_keys(table, {"inputs", "params", "constants", "steps", "loss"}, p)
-    inputs = _declared(table, "inputs", required=False)
-    params = _declared(table, "params", required=True)
-    if not params:
-        raise SpecError("declare at least one parameter to differentiate", key=p + "params")
-    constants = table.get("constants", {})
-    if not isinstance(constants, dict):
-        raise SpecError(
-            f"must be a table of name = number, got {_kind(constants)}", key=p + "constants"
-        )
-    for name, value in constants.items():
-        check_name(name, "constant name", key=f"{p}constants.{name}")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise SpecError(f"must be a number, got {_kind(value)}", key=f"{p}constants.{name}")
-        if value != value or not abs(value) <= 1e300:
-            raise SpecError(
-                "must be a finite number of at most 1e300 in size", key=f"{p}constants.{name}"
-            )
-    steps = table.get("steps")
-    if not isinstance(steps, list) or not steps:
-        raise SpecError('must be a non-empty list of "name = expression" strings', key=p + "steps")
-    if len(steps) > MAX_STEPS:
-        raise SpecError(f"at most {MAX_STEPS} steps", key=p + "steps")
-    for i, step in enumerate(steps):
-        if not isinstance(step, str):
-            raise SpecError(f"must be a string, got {_kind(step)}", key=f"{p}steps[{i}]")
-    loss = table.get("loss")
-    if not isinstance(loss, str):
-        raise SpecError(
-            "missing or not a string: name the step that computes the loss", key=p + "loss"
-        )
-    seen: dict[str, str] = {}
-    for group, names in (("inputs", inputs), ("params", params), ("constants", constants)):
-        for name in names:
-            if name in seen:
-                raise SpecError(
-                    f"'{name}' is declared in both {seen[name]} and {group}",
-                    key=f"{p}{group}.{name}",
-                )
-            seen[name] = group
-    return Graph(inputs, params, {k: float(v) for k, v in constants.items()}, tuple(steps), loss)
-
-
-def _declared(table: Mapping[str, Any], key: str, *, required: bool) -> dict[str, str]:
-    value = table.get(key)
-    if value is None:
-        if required:
-            raise SpecError(
-                'missing; declare names and shapes, e.g. { w = "scalar" }', key=f"graph.{key}"
-            )
-        return {}
-    if not isinstance(value, dict):
-        raise SpecError(
-            f'must be a table of name = "shape", got {_kind(value)}', key=f"graph.{key}"
-        )
-    for name, shape in value.items():
-        where = f"graph.{key}.{name}"
-        check_name(name, key[:-1] + " name", key=where)
-        if not isinstance(shape, str):
-            raise SpecError(
-                f'must be a shape string like "scalar", "n" or "m x n", got {_kind(shape)}',
-                key=where,
-            )
-        parse_shape(shape, key=where)
-    return dict(value)
-
-
-def parse_shape(text: str, *, key: str | None = None) -> Shape:
-    """``"scalar"`` → (), ``"n"`` → ("n",), ``"m x 3"`` → ("m", 3)."""
-    if text.strip() == "scalar":
-        return ()
-    parts = re.split(r"\s+x\s+|\s*×\s*", text.strip())
-    if not 1 <= len(parts) <= 2 or not all(_DIM.match(p) for p in parts):
-        raise SpecError(
-            f'bad shape {text!r}: use "scalar", "n" or "m x n" (sizes are integers or names)',
-            key=key,
-        )
-    dims: list[int | str] = []
-    for part in parts:
-        part = part.strip()
-        if part == "scalar":
-            raise SpecError(
-                f'bad shape {text!r}: "scalar" stands alone; a size is an integer or a name',
-                key=key,
-            )
-        if part.isdigit():
-            size = int(part)
-            if not 1 <= size <= MAX_DIM:
-                raise SpecError(f"size {part} must be between 1 and {MAX_DIM}", key=key)
-            dims.append(size)
-        else:
-            check_name(part, "size name", key=key, value=False)
-            dims.append(part)
-    return tuple(dims)
+from symbp.ir.program import Program, Shape, Var, broadcast_shapes, shape_text
 
 
 @dataclass(frozen=True)
@@ -224,16 +119,16 @@ def _check_function_names(model: Model, values: list[str]) -> None:
                 )
 
 
-TARGET_KINDS = {"softmax_cross_entropy": "one-hot", "sigmoid_binary_cross_entropy": "probability"}
-"""What a fused loss assumes of its target: rows that sum to 1 (δ = S − T), or values in [0, 1]."""
-
-
 def _target_kinds(program: Program) -> dict[str, str]:
+    """Inputs that are the target of a loss which assumes something of it (one-hot rows)."""
     kinds = {}
     for eqn in program.eqns:
-        target = eqn.args[1] if eqn.op in TARGET_KINDS else None
-        if target is not None and program.vars[target].role == "input":
-            kinds[target] = TARGET_KINDS[eqn.op]
+        loss = LOSSES.get(eqn.op)
+        if loss is None or loss.target_kind == "real":
+            continue
+        target = eqn.args[1]
+        if program.vars[target].role == "input":
+            kinds[target] = loss.target_kind
     return kinds
 
 
@@ -271,27 +166,23 @@ class _Lowering:
         self.declared = set(builder.vars)
         self.defined: set[str] = set()
         self.arrays = {n for n, v in builder.vars.items() if v.role in ("input", "param")}
+        """Names whose values are NumPy arrays (constants and numbers are Python floats)."""
         self.mentions: dict[str, set[str]] = {}
         """The names each step's text uses."""
-        """Names whose values are NumPy arrays (constants and numbers are Python floats)."""
         self.targets = {}
-        from symbp.front.parse import ParseError, parse_step
-
-        self._parse_error = ParseError
         for index, text in enumerate(steps):
             try:
                 target, _ = parse_step(text)
             except ParseError:
                 continue
             self.targets.setdefault(target, index)
-        self._parse_step = parse_step
 
     def step(self, index: int, text: str) -> None:
         key = f"graph.steps[{index}]"
         step = f"(step {quoted(text)})"
         try:
-            target, tree = self._parse_step(text)
-        except self._parse_error as err:
+            target, tree = parse_step(text)
+        except ParseError as err:
             raise SpecError(f"{err.message} {step}", key=key) from None
         try:
             check_name(target, "step name")
@@ -317,8 +208,6 @@ class _Lowering:
 
     # Lowering returns either a value name (a tensor op's output) or an elementwise _Value.
     def lower(self, node, target: str | None = None):
-        from symbp.front import parse as P
-
         if isinstance(node, P.Num):
             return _Value(_real(node.value), ())
         if isinstance(node, P.Name):
@@ -345,8 +234,6 @@ class _Lowering:
 
     def _affine(self, node, target: str | None) -> str | None:
         """``A @ W + b`` with a matrix product and a bias row: the layer op, as in networks."""
-        from symbp.front import parse as P
-
         if node.op != "+":
             return None
         for product, bias in ((node.left, node.right), (node.right, node.left)):
@@ -454,7 +341,7 @@ class _Lowering:
             return self._tensor(name, [source], attrs, target, name)
         if node.axis is not None:
             raise SpecError(f"{name} takes no axis; only sum and mean do")
-        if name in FUSED_LOSSES:
+        if name in LOSSES:
             if len(args) != 2:
                 raise SpecError(f"{name}(Z, T) takes two arrays, got {len(args)}")
             z, t = self.var(args[0]), self.var(args[1])
@@ -475,5 +362,5 @@ class _Lowering:
             # A function inside a larger expression becomes a value of its own, so the backward
             # pass can reuse its output (tanh′ = 1 − tanh²) instead of computing it again.
             return self._materialize(applied, self._temp(None, name))
-        known = sorted([*self.functions, "sum", "mean", *FUSED_LOSSES])
+        known = sorted([*self.functions, "sum", "mean", *LOSSES])
         raise SpecError(f"unknown function '{name}'; known: {', '.join(known)}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import sympy
 
 from symbp.front.spec import Network
-from symbp.ir import naming
+from symbp.ir.builder import Builder
 from symbp.ir.functions import FunctionTable
-from symbp.ir.ops import fused_loss_attrs
-from symbp.ir.program import Builder, Program, Var
+from symbp.ir.losses import LOSSES, fused_loss_attrs
+from symbp.ir.names import layer_name
+from symbp.ir.program import Program, Var
 
 BATCH = "m"
 
@@ -32,7 +33,7 @@ def build_network(net: Network, name: str, functions: FunctionTable) -> tuple[Pr
     )
     if net.l2 is not None:
         norms = [
-            builder.emit("sum_squares", [naming.layer("W", i)], {}, name=naming.layer("R", i))
+            builder.emit("sum_squares", [layer_name("W", i)], {}, name=layer_name("R", i))
             for i in range(1, len(net.layers) + 1)
         ]
         penalty = sympy.Add(*(sympy.Symbol(r) for r in norms))
@@ -43,11 +44,7 @@ def build_network(net: Network, name: str, functions: FunctionTable) -> tuple[Pr
     predict = _declare(net, name, with_targets=False)
     pbuilder = Builder(predict)
     output = _layers(pbuilder, net, functions)
-    if net.loss == "softmax_cross_entropy":
-        output = pbuilder.emit("softmax", [output], {}, name="P", exact_name=True)
-    elif net.loss == "sigmoid_binary_cross_entropy":
-        output = pbuilder.ewise(functions["sigmoid"](sympy.Symbol(output)), name="P")
-    predict.loss = output
+    predict.loss = LOSSES[net.loss].predict(pbuilder, output, functions)
     return program, predict
 
 
@@ -61,7 +58,7 @@ def _declare(net: Network, name: str, *, with_targets: bool = True) -> Program:
     params = []
     fan_in = net.inputs
     for i, layer in enumerate(net.layers, start=1):
-        w, b = naming.layer("W", i), naming.layer("b", i)
+        w, b = layer_name("W", i), layer_name("b", i)
         variables[w] = Var(w, (fan_in, layer.units), "param", doc=f"layer {i} weights")
         variables[b] = Var(b, (layer.units,), "param", doc=f"layer {i} biases")
         params += [w, b]
@@ -72,11 +69,11 @@ def _declare(net: Network, name: str, *, with_targets: bool = True) -> Program:
         consts.append("l2")
     meta = {"kind": "network", "loss": net.loss, "reduction": net.reduction, "l2": net.l2}
     meta["init"] = {p: ("zeros" if p.startswith("b") else "fan_in") for p in params}
-    if net.loss == "softmax_cross_entropy":
+    loss = LOSSES[net.loss]
+    if loss.labels:
         meta["labels"] = {"T": outputs}
-        meta["kinds"] = {"T": "one-hot"}
-    elif net.loss == "sigmoid_binary_cross_entropy":
-        meta["kinds"] = {"T": "probability"}
+    if loss.target_kind != "real":
+        meta["kinds"] = {"T": loss.target_kind}
     return Program(
         name=name,
         vars=variables,
@@ -92,13 +89,13 @@ def _declare(net: Network, name: str, *, with_targets: bool = True) -> Program:
 def _layers(builder: Builder, net: Network, functions: FunctionTable) -> str:
     activation = "X"
     for i, layer in enumerate(net.layers, start=1):
-        w, b = naming.layer("W", i), naming.layer("b", i)
+        w, b = layer_name("W", i), layer_name("b", i)
         z = builder.emit(
-            "affine", [activation, w, b], {}, name=naming.layer("Z", i), exact_name=True
+            "affine", [activation, w, b], {}, name=layer_name("Z", i), exact_name=True
         )
         if layer.activation == "identity":
             activation = z
         else:
             expr = functions[layer.activation](sympy.Symbol(z))
-            activation = builder.ewise(expr, name=naming.layer("A", i), exact_name=True)
+            activation = builder.ewise(expr, name=layer_name("A", i), exact_name=True)
     return activation

@@ -1,0 +1,159 @@
+"""What a primitive is: the record every op fills in, and what its VJP rule works with.
+
+An op's record holds all of its knowledge: its shape rule, its meaning on SymPy scalars, its
+vector-Jacobian product, its NumPy form (and how it writes into an existing array), and its
+LaTeX and text forms, forward and backward. :mod:`symbp.ir.ops` and :mod:`symbp.ir.losses`
+hold the records; :data:`symbp.ir.ops.OPS` indexes them; the completeness test checks each.
+
+VJP rules receive the cotangent as a :class:`Lazy` expression and return one per argument
+(``None`` where no gradient is needed). Elementwise contributions stay lazy so that the
+backward pass can sum them in one line; a rule that needs an array asks the context for one.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import sympy
+
+from symbp.errors import SpecError
+from symbp.ir.program import Eqn, Program, Shape
+
+
+@dataclass(frozen=True)
+class Lazy:
+    """A cotangent (contribution) not yet assigned to a name: an expression and its shape.
+
+    The expression is over value names (SymPy symbols); its shape broadcasts to the shape of
+    the value it is the cotangent of.
+    """
+
+    expr: sympy.Expr
+    shape: Shape
+
+
+class VJPContext(Protocol):
+    """What a VJP rule may ask of the backward pass being built."""
+
+    def shape(self, name: str) -> Shape: ...
+
+    def var(self, g: Lazy, name: str) -> str: ...
+
+    def full(self, g: Lazy, like: str, name: str) -> str: ...
+
+    def op(self, op: str, args: Sequence[str], attrs: dict[str, Any], name: str) -> str: ...
+
+    def unbroadcast(self, g: Lazy, shape: Shape, name: str) -> Lazy: ...
+
+    def actual_shape(self, expr: sympy.Expr) -> Shape: ...
+
+
+class Printers(Protocol):
+    """The expression printers the code and LaTeX generators hand to op forms."""
+
+    def numpy(self, expr: sympy.Expr) -> str: ...
+
+    def numpy_value(self, expr: sympy.Expr, args: Sequence[str]) -> str: ...
+
+    functions: Any
+    """The function table (its entries' LaTeX names, for σ′ and tanh′)."""
+
+    def latex(self, expr: sympy.Expr) -> str: ...
+
+    def latex_symbol(self, name: str, bar: bool = False) -> str: ...
+
+    def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None: ...
+
+    def latex_name(self, name: str) -> str: ...
+
+    def text(self, expr: sympy.Expr) -> str: ...
+
+
+def _sym(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name)
+
+
+def _partial(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -> sympy.Expr:
+    """∂expr/∂wrt, with ``expr`` itself rewritten as ``out`` (so tanh' reads 1 − out²).
+
+    The arguments are renamed by position before differentiating, so the same function in
+    every layer is differentiated once (SymPy's diff is the hot spot of deep networks)."""
+    slots = {_sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
+    slots[out] = sympy.Symbol("out·")
+    back = {v: k for k, v in slots.items()}
+    partial = _canonical_partial(expr.xreplace(slots), slots[_sym(wrt)], slots[out])
+    return partial.xreplace(back)
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical_partial(expr, wrt, out):
+    partial = sympy.diff(expr, wrt)
+    return partial if expr.is_Symbol else partial.subs(expr, out)
+
+
+class Op:
+    """Base class: subclasses fill in every form; the completeness test checks them all."""
+
+    name: ClassVar[str]
+    arity: ClassVar[int | None] = None
+
+    def shape(self, shapes: list[Shape], attrs: dict[str, Any]) -> Shape:
+        raise NotImplementedError
+
+    def scalar(self, args: list[np.ndarray], attrs: dict[str, Any]) -> np.ndarray:
+        """The op on object arrays of SymPy scalars; ``attrs["names"]`` holds the arg names."""
+        raise NotImplementedError
+
+    def vjp(
+        self, ctx: VJPContext, eqn: Eqn, g: Lazy, needs: list[bool], names: list[str]
+    ) -> list[Lazy | None]:
+        raise NotImplementedError
+
+    def numpy(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+        raise NotImplementedError
+
+    def latex(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+        raise NotImplementedError
+
+    def latex_adjoint(self, eqn: Eqn, i: int, program: Program, pr: Printers) -> tuple[str, str]:
+        """Argument ``i``'s share of the adjoint, v̄ⱼ ∂vⱼ/∂vᵢ, in LaTeX: the derivative by the
+        function's name (``σ′(z)``, or "" where there is none) and the product as computed."""
+        raise NotImplementedError
+
+    def statements(
+        self, out: str, args: list[str], attrs: dict[str, Any], pr: Printers
+    ) -> list[str]:
+        """The assignment as NumPy statements; one line unless an op can avoid a temporary."""
+        return [f"{out} = {self.numpy(args, attrs, pr)}"]
+
+    fresh: ClassVar[bool] = False
+    """Whether the NumPy form returns a new array (one a later assignment may write into)."""
+    elementwise: ClassVar[bool] = False
+    """Whether the result may overwrite an argument of its own shape while reading it."""
+    view: ClassVar[bool] = False
+    """Whether the NumPy form returns a view of its argument (which must then stay intact)."""
+
+    def aliases(self, eqn: Eqn, pr: Printers) -> bool:
+        """Whether this assignment's NumPy form is a view or another name of an argument."""
+        return self.view
+
+    def into(
+        self, out: str, buffer: str, args: list[str], attrs: dict[str, Any], pr: Printers
+    ) -> list[str] | None:
+        """The assignment written into ``buffer``'s array (``out=``), or None if it cannot be."""
+        return None
+
+    def text(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+        raise NotImplementedError
+
+    helpers: ClassVar[tuple[str, ...]] = ()
+    """Names of module-level helper functions the NumPy form calls."""
+
+
+def _check_arity(op: Op, shapes: list[Shape]) -> None:
+    if op.arity is not None and len(shapes) != op.arity:
+        raise SpecError(f"{op.name} takes {op.arity} arguments, got {len(shapes)}")
