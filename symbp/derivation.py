@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from symbp.ad.backprop import backprop
 from symbp.errors import SpecError
 from symbp.front.parse import ParseError, parse_expression, to_sympy
-from symbp.front.spec import Model
+from symbp.front.spec import Model, body_cost
 from symbp.ir.functions import FunctionTable, Z, builtin_table
 from symbp.ir.program import Program
 from symbp.lower.graph import build_graph
@@ -32,14 +32,15 @@ def function_table(model: Model) -> FunctionTable:
     for name, body in model.functions.items():
         try:
             tree = parse_expression(body)
-            expr = to_sympy(tree, {"z": Z}, {n: e.cls for n, e in table.items()})
+            expr = to_sympy(tree, {"z": Z}, table)
         except ParseError as err:
             raise SpecError(f"{err.message} in {body!r}", key=f"functions.{name}") from None
         if Z not in expr.free_symbols:
             raise SpecError(
                 f"the body {body!r} does not use its argument z", key=f"functions.{name}"
             )
-        table = table.extended({name: (expr, body)})
+        cost = body_cost(tree, {n: e.cost for n, e in table.items()})
+        table = table.extended({name: (expr, body, cost)})
     return table
 
 

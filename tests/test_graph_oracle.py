@@ -58,6 +58,12 @@ REFERENCE: dict[str, Callable] = {
     "silu": lambda xp, x: x * _sigmoid(xp, x),
     "gelu": _gelu,
     "elu": lambda xp, x: xp.where(x > 0, x, xp.expm1(xp.minimum(x, 0))),
+    "mish": lambda xp, x: x * xp.tanh(_softplus(xp, x)),
+    "abs": lambda xp, x: xp.abs(x),
+    "sin": lambda xp, x: xp.sin(x),
+    "cos": lambda xp, x: xp.cos(x),
+    "log1p": lambda xp, x: xp.log1p(x),
+    "expm1": lambda xp, x: xp.expm1(x),
 }
 """Each function as this test computes it (``xp`` is NumPy, or jax.numpy), independently of
 symbp's NumPy forms."""
@@ -69,12 +75,11 @@ USER_FUNCTIONS = {
 }
 """``[functions]`` entries: the body symbp reads, and the same function for this test."""
 
-SAFE = {
-    # The functions that take any real argument, and how the rest are given one they accept.
-    "exp": "exp(tanh({x}))",
-    "log": "log(1 + {x}**2)",
-    "sqrt": "sqrt(1 + {x}**2)",
+TWO_ARGUMENTS = {
+    "maximum": lambda xp, x, y: xp.maximum(x, y),
+    "minimum": lambda xp, x, y: xp.minimum(x, y),
 }
+"""Elementwise functions of two arrays, broadcast against each other."""
 
 
 def _log_softmax(xp, z):
@@ -205,14 +210,14 @@ def apply(function: str, a: Expr) -> Expr:
             f"{function}({a.text})", a.shape, lambda env, xp: ref(xp, a.run(env, xp)), a.arrays
         )
     ref = REFERENCE[function]
-    if function == "exp":
+    if function in ("exp", "expm1"):
         return Expr(
-            f"exp(tanh({a.text}))",
+            f"{function}(tanh({a.text}))",
             a.shape,
-            lambda env, xp: xp.exp(xp.tanh(a.run(env, xp))),
+            lambda env, xp: ref(xp, xp.tanh(a.run(env, xp))),
             a.arrays,
         )
-    if function in ("log", "sqrt"):
+    if function in ("log", "sqrt", "log1p"):
         return Expr(
             f"{function}(1 + {a.text}**2)",
             a.shape,
@@ -221,6 +226,19 @@ def apply(function: str, a: Expr) -> Expr:
         )
     return Expr(
         f"{function}({a.text})", a.shape, lambda env, xp: ref(xp, a.run(env, xp)), a.arrays
+    )
+
+
+def apply2(function: str, a: Expr, b: Expr) -> Expr:
+    """``maximum(a, b)`` or ``minimum(a, b)``, broadcast."""
+    shape = broadcast(a.shape, b.shape)
+    assert shape is not None
+    ref = TWO_ARGUMENTS[function]
+    return Expr(
+        f"{function}({a.text}, {b.text})",
+        shape,
+        lambda env, xp: ref(xp, a.run(env, xp), b.run(env, xp)),
+        a.arrays | b.arrays,
     )
 
 
@@ -272,7 +290,7 @@ def number(value: float) -> Expr:
 
 STEP_KINDS = (
     *("binary", "binary", "binary", "function", "function", "matmul", "transpose", "reduce"),
-    *("power", "negate", "alias", "repeat", "number", "number"),
+    *("power", "negate", "alias", "repeat", "number", "number", "function2"),
 )
 """What a step does, elementwise operators most often."""
 
@@ -317,6 +335,9 @@ def graphs(draw) -> Graph:
             g.assign(binary(op, first, second))
         elif kind == "function":
             g.assign(apply(draw(st.sampled_from(functions)), a))
+        elif kind == "function2":
+            b = draw(st.sampled_from([b for b in pool if broadcast(a.shape, b.shape) is not None]))
+            g.assign(apply2(draw(st.sampled_from(sorted(TWO_ARGUMENTS))), a, b))
         elif kind == "matmul":
             pairs = [(x, y) for x in pool for y in pool if matmul(x, y) is not None]
             if pairs:

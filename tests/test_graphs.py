@@ -159,9 +159,9 @@ UNUSUAL = {
     "a user function of a user function, unicode description": _graph(
         'X = "m x 3", y = "m"',
         'W = "3 x 4", v = "4"',
-        ["H = mish(X @ W) * swish2(X @ W)", "p = H @ v", "E = mean((p - y)**2) / 2"],
+        ["H = mixed(X @ W) * swish2(X @ W)", "p = H @ v", "E = mean((p - y)**2) / 2"],
         head="description = \"½(p − y)², w̄ and σ′: «unicode» 'quotes'\\tand a tab\"\n"
-        '[functions]\nswish2 = "z * sigmoid(z)"\nmish = "swish2(z) + z * tanh(softplus(z))"\n',
+        '[functions]\nswish2 = "z * sigmoid(z)"\nmixed = "swish2(z) + z * tanh(softplus(z))"\n',
     ),
     "a loss before unused steps": _graph(
         'x = "scalar", unused = "m x 7"',

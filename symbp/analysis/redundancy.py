@@ -32,7 +32,7 @@ from symbp.analysis.scalar import concrete_sizes, scalar_work, scalarize
 from symbp.derivation import Derivation, derive
 from symbp.errors import SpecError
 from symbp.front.spec import Model, load
-from symbp.ir.functions import FunctionTable, Z
+from symbp.ir.functions import ARGUMENTS, FunctionTable
 from symbp.ir.program import Program
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
 
@@ -488,12 +488,9 @@ class _Evaluator:
     memoizing by subtree keeps the check linear in the number of distinct subexpressions.
     """
 
-    def __init__(self, point: dict, functions):
+    def __init__(self, point: dict, functions: FunctionTable | None):
         self.values = {k: mpmath.mpf(v.p) / v.q for k, v in point.items()}
-        self.bodies = {}
-        for entry in (functions or {}).values() if functions else ():
-            if entry.cls is not None and entry.cls not in (sympy.exp, sympy.log, sympy.tanh):
-                self.bodies[entry.cls] = entry.body
+        self.functions = {e.cls: e for e in (functions or {}).values() if e.cls is not None}
 
     def __call__(self, expr):
         with mpmath.workdps(AGREEMENT_DIGITS):
@@ -522,15 +519,21 @@ class _Evaluator:
                 if condition is sympy.true or self._condition(condition):
                     return self._eval(value)
             raise ValueError("no Piecewise branch applies")
-        head = type(expr)
-        if head in self.bodies:
-            return self._eval(self.bodies[head].xreplace({Z: expr.args[0]}))
-        simple = {sympy.exp: mpmath.exp, sympy.log: mpmath.log, sympy.tanh: mpmath.tanh}
-        if head in simple:
-            return simple[head](self._eval(expr.args[0]))
-        raise ValueError(f"cannot evaluate {head.__name__}")
+        entry = self.functions.get(type(expr))
+        if entry is None:
+            raise ValueError(f"cannot evaluate {type(expr).__name__}")
+        if entry.evaluate is not None:  # one of mpmath's, at the working precision
+            return entry.evaluate(*(self._eval(a) for a in expr.args))
+        return self._eval(entry.body.xreplace(dict(zip(ARGUMENTS, expr.args, strict=False))))
 
     def _condition(self, condition) -> bool:
+        if isinstance(condition, sympy.And | sympy.Or):
+            test = all if isinstance(condition, sympy.And) else any
+            return test(self._condition(c) for c in condition.args)
+        if isinstance(condition, sympy.Not):
+            return not self._condition(condition.args[0])
+        if condition in (sympy.true, sympy.false):
+            return bool(condition)
         lhs, rhs = self._eval(condition.lhs), self._eval(condition.rhs)
         return {">": lhs > rhs, ">=": lhs >= rhs, "<": lhs < rhs, "<=": lhs <= rhs}[
             condition.rel_op

@@ -17,15 +17,6 @@ from sympy.printing.str import StrPrinter
 
 from symbp.ir.functions import FunctionTable
 
-_NP_FUNCS = {
-    "exp": "np.exp",
-    "log": "np.log",
-    "tanh": "np.tanh",
-    "Abs": "np.abs",
-    "sin": "np.sin",
-    "cos": "np.cos",
-}
-
 
 def _is_simple(expr: sympy.Expr) -> bool:
     """Operands that ruff hugs in a power: names and non-negative numbers."""
@@ -102,7 +93,8 @@ class CodePrinter(NumPyPrinter):
                 return None
             self.used_functions.add(entry.name)
             self.used_functions.update(entry.numpy.needs)
-            return entry.numpy.out.format(x=p(expr.args[0]), out=buffer)
+            printed = dict(zip("xy", map(p, expr.args), strict=False))
+            return entry.numpy.out.format(**printed, out=buffer)
         return None
 
     def _terms(self, expr: sympy.Add) -> list[sympy.Expr]:
@@ -117,6 +109,9 @@ class CodePrinter(NumPyPrinter):
         # scalars as weak, so float32 arrays stay float32 (np.sqrt(2) would be float64).
         if isinstance(expr, sympy.Expr) and expr.is_number and not expr.is_Rational:
             return repr(float(expr))
+        # Every function of the table prints as the table says, SymPy's own (exp, sin) too.
+        if isinstance(expr, sympy.Function) and self.functions.by_class(type(expr)):
+            return self._print_Function(expr)
         return super()._print(expr, **kwargs)
 
     # atoms
@@ -194,27 +189,19 @@ class CodePrinter(NumPyPrinter):
     # functions
     def _print_Function(self, expr):
         entry = self.functions.by_class(type(expr))
-        if entry is not None:
-            self.used_functions.add(entry.name)
-            self.used_functions.update(entry.numpy.needs)
-            arg = self._print(expr.args[0])
-            template = entry.numpy.expr
-            if template.count("{x}") > 1 and not expr.args[0].is_Symbol:
-                arg = f"({arg})"
-            return template.format(x=arg)
-        name = type(expr).__name__
-        if name in _NP_FUNCS:
-            return f"{_NP_FUNCS[name]}({', '.join(self._print(a) for a in expr.args)})"
-        raise ValueError(f"no NumPy form for function {name}")
-
-    def _print_exp(self, expr):
-        return self._print_Function(expr)
-
-    def _print_log(self, expr):
-        return self._print_Function(expr)
-
-    def _print_tanh(self, expr):
-        return self._print_Function(expr)
+        if entry is None:
+            raise ValueError(f"no NumPy form for function {type(expr).__name__}")
+        self.used_functions.add(entry.name)
+        self.used_functions.update(entry.numpy.needs)
+        template = entry.numpy.expr
+        printed = {}
+        for key, arg in zip("xy", expr.args, strict=False):
+            text = self._print(arg)
+            # An argument written twice in the form (z * sigmoid(z)) is bracketed once.
+            if template.count("{" + key + "}") > 1 and not arg.is_Symbol:
+                text = f"({text})"
+            printed[key] = text
+        return template.format(**printed)
 
     def _print_Piecewise(self, expr):
         *branches, (last, cond) = expr.args
@@ -291,7 +278,7 @@ class MathLatexPrinter(LatexPrinter):
         entry = self.functions.by_class(type(expr))
         if entry is None:
             return super()._print_Function(expr, exp)
-        arg = self._print(expr.args[0])
+        arg = ", ".join(self._print(a) for a in expr.args)
         if entry.name == "identity":
             return arg
         head = entry.latex

@@ -555,7 +555,10 @@ def _to_sympy(
             raise ParseError(
                 f"unknown function '{node.func}'; known: {', '.join(sorted(functions))}"
             )
-        if len(node.args) != 1:
-            raise ParseError(f"{node.func} takes one argument, got {len(node.args)}")
-        return functions[node.func](_to_sympy(node.args[0], names, functions))
+        function = functions[node.func]
+        arity = getattr(function, "arity", 1)
+        if len(node.args) != arity:
+            takes = "one argument" if arity == 1 else f"{arity} arguments"
+            raise ParseError(f"{node.func} takes {takes}, got {len(node.args)}")
+        return function(*(_to_sympy(a, names, functions) for a in node.args))
     raise ParseError(f"unsupported expression {node!r}")

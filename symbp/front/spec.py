@@ -25,7 +25,10 @@ from symbp.ir.names import (
     clashes,
     network_values,
 )
+from symbp.ir.ops import step_calls
 from symbp.ir.program import Shape
+
+BUILTIN_COSTS = {name: entry.cost for name, entry in builtin_table().items()}
 
 MAX_SPEC_BYTES = 1_000_000
 MAX_UNITS = 1_000_000
@@ -36,18 +39,15 @@ MAX_NESTING = 32
 """Arrays and tables nested deeper than this are named in the error of a spec tomllib cannot
 read for its depth."""
 FUNCTION_BUDGET = 8
-FUNCTIONS_BUDGET = 24
-"""How much all ``[functions]`` bodies together may cost: each is differentiated on its own."""
-"""How much a ``[functions]`` body may call, counting through the user functions it calls.
+"""How much a ``[functions]`` body may call, counting through the user functions it calls
+(each function's cost is in its record: 2 for the piecewise ones, GELU, SiLU and log, else 1).
 
 SymPy's derivative of a body grows with every call in it, and a piecewise call (relu) doubles
 the cases of all the others, so a body of many calls could keep symbp busy for minutes: eight
 nested tanh or four relu (cost 8) take a few seconds, sixteen tanh or eight relu minutes.
 """
-CALL_COST = {"relu": 2, "leaky_relu": 2, "elu": 2, "gelu": 2, "silu": 2, "log": 2}
-"""The cost of a built-in function's call in a body (1 if not listed). These count twice: the
-piecewise ones, GELU and SiLU (their derivatives are large: eight nested SiLU take minutes),
-and log (SymPy evaluates nested logs of negative numbers slowly: seven take a minute)."""
+FUNCTIONS_BUDGET = 24
+"""How much all ``[functions]`` bodies together may cost: each is differentiated on its own."""
 REDUCTIONS = ("mean", "sum")
 
 
@@ -257,7 +257,7 @@ def _functions(table: Any) -> dict[str, str]:
     costs: dict[str, int] = {}
     for name, body in table.items():
         key = f"functions.{name}"
-        if name in builtin_table() or name in ("sum", "mean", "z", *LOSSES):
+        if name in step_calls(builtin_table()) or name == "z":
             raise SpecError(f"'{name}' is a built-in name; choose another", key=key)
         check_function_name(name, key=key)
         if not isinstance(body, str):
@@ -274,12 +274,13 @@ def _functions(table: Any) -> dict[str, str]:
                     "[functions] above it, so no function calls itself, even through others",
                     key=key,
                 )
-        costs[name] = _cost(tree, costs)
+        costs[name] = body_cost(tree, {**BUILTIN_COSTS, **costs})
         if costs[name] > FUNCTION_BUDGET:
             raise SpecError(
                 f"the body {quoted(body)} calls too many functions for symbp to differentiate "
                 f"quickly (cost {costs[name]}, at most {FUNCTION_BUDGET}; "
-                f"{', '.join(CALL_COST)} cost 2, other functions 1, a [functions] entry what "
+                f"{', '.join(n for n, c in BUILTIN_COSTS.items() if c > 1)} cost 2, other "
+                "functions 1, a [functions] entry what "
                 "its own body costs); split it into steps of a [graph]",
                 key=key,
             )
@@ -293,14 +294,10 @@ def _functions(table: Any) -> dict[str, str]:
     return out
 
 
-def _cost(tree: Any, costs: Mapping[str, int]) -> int:
-    """The calls in a body, each weighted by :data:`CALL_COST`, a user function by its own cost
-    (an unknown name costs 1 here; deriving the body reports it)."""
-    return sum(
-        costs.get(node.func, CALL_COST.get(node.func, 1))
-        for node in walk(tree)
-        if isinstance(node, Call)
-    )
+def body_cost(tree: Any, costs: Mapping[str, int]) -> int:
+    """The calls in a ``[functions]`` body, each weighted by its function's cost (an unknown
+    name costs 1 here; deriving the body reports it)."""
+    return sum(costs.get(node.func, 1) for node in walk(tree) if isinstance(node, Call))
 
 
 def _check_network_names(network: Network, functions: Mapping[str, str]) -> None:

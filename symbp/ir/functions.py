@@ -17,10 +17,14 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+import mpmath
 import sympy
 
 Z = sympy.Symbol("z")
 """The argument of every function body."""
+W = sympy.Symbol("w")
+"""The second argument of a function of two (``maximum(z, w)``)."""
+ARGUMENTS = (Z, W)
 
 _FIT_POINTS = [
     sympy.Rational(p, 10) for p in (-17, -6, 3, 11, 23, -25, 7, -2, 15, -9, -31, -13, 19, 5)
@@ -32,9 +36,10 @@ _FIT_DEGREE = 2
 class NumpyForm:
     """How generated code computes a function: an expression template and an optional helper.
 
-    ``expr`` is a format string over ``{x}``. ``helper`` is the source of a small function the
-    generated module defines when it uses this one (``def sigmoid(x): ...``), so the stable
-    formula is written once, with its equation in the docstring.
+    ``expr`` is a format string over ``{x}`` (and ``{y}``, a second argument). ``helper`` is
+    the source of a small function the generated module defines when it uses this one
+    (``def sigmoid(x): ...``), so the stable formula is written once, with its equation in the
+    docstring.
     """
 
     expr: str
@@ -46,7 +51,10 @@ class NumpyForm:
 
 @dataclass(frozen=True)
 class ElementwiseFunction:
-    """One elementwise function: body, printing forms, and the SymPy class built from them."""
+    """One elementwise function, all that symbp knows of it: its body (the mathematics, from
+    which SymPy derives the derivative), its LaTeX name, how NumPy computes it, how it is
+    evaluated to 50 digits, what it costs to differentiate, and whether it is an activation.
+    """
 
     name: str
     body: sympy.Expr
@@ -55,13 +63,23 @@ class ElementwiseFunction:
     description: str
     cls: type[sympy.Function] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
     user: bool = False
+    arity: int = 1
+    activation: bool = False
+    """Whether a ``[network]`` layer may name it as its activation."""
+    cost: int = 1
+    """How much a call grows the derivative of a ``[functions]`` body that makes it (see
+    :data:`symbp.front.spec.FUNCTION_BUDGET`): 2 for the piecewise ones, whose derivatives
+    double the cases, and those whose derivatives are large (GELU, SiLU) or slow (log)."""
+    evaluate: Callable | None = field(compare=False, repr=False, default=None)
+    """The function at 50 digits (an mpmath function) where it is one of SymPy's own; None
+    where the report evaluates it through its body."""
 
-    def __call__(self, arg: sympy.Expr) -> sympy.Expr:
-        return self.cls(arg)
+    def __call__(self, *args: sympy.Expr) -> sympy.Expr:
+        return self.cls(*args)
 
 
-def _diff_body(body: sympy.Expr) -> sympy.Expr:
-    derivative = sympy.diff(body, Z)
+def _diff_body(body: sympy.Expr, wrt: sympy.Symbol = Z) -> sympy.Expr:
+    derivative = sympy.diff(body, wrt)
     if derivative.has(sympy.Piecewise):
         derivative = sympy.piecewise_fold(derivative)
     return derivative
@@ -75,9 +93,10 @@ def _numeric(expr: sympy.Expr, point: sympy.Rational) -> sympy.Float | None:
 
 
 def _fit_polynomial(
-    target: sympy.Expr, basis: sympy.Expr, points: Iterable[sympy.Rational]
+    target: sympy.Expr, basis: sympy.Expr, written: sympy.Expr, points: Iterable[sympy.Rational]
 ) -> sympy.Expr | None:
-    """Write ``target(z)`` as c0 + c1·b(z) + c2·b(z)² with small rational c, if it is one.
+    """Write ``target(z)`` as c0 + c1·b(z) + c2·b(z)² with small rational c, if it is one, in
+    ``written`` (the function's own call, which the backward pass has as an output).
 
     The coefficients come from a least-squares-free exact solve at three points and are then
     checked at every other point to 30 digits, so a coincidence cannot pass.
@@ -101,7 +120,7 @@ def _fit_polynomial(
             continue
         if all(abs(sum(c * b**k for k, c in enumerate(exact)) - t) < 1e-30 for t, b in check):
             a = sympy.Symbol("a")
-            return _readable_polynomial(sympy.Poly(list(reversed(exact)), a)).subs(a, basis)
+            return _readable_polynomial(sympy.Poly(list(reversed(exact)), a)).subs(a, written)
     return None
 
 
@@ -182,25 +201,30 @@ def _rewrite_smooth(derivative, bases, points):
     if derivative.is_number or derivative.has(sympy.Piecewise):
         return derivative
     for body, written in bases:
-        fitted = _fit_polynomial(derivative, body, points)
+        fitted = _fit_polynomial(derivative, body, written, points)
         if fitted is not None:
-            return fitted.subs(body, written) if fitted.has(body) else fitted
+            return fitted
     return derivative
 
 
 def _make_class(
-    name: str, body: sympy.Expr, derivative: Callable[[sympy.Expr], sympy.Expr]
+    name: str, body: sympy.Expr, arity: int, derivative: Callable[..., sympy.Expr]
 ) -> type:
     def fdiff(self, argindex=1):
-        if argindex != 1:
+        if not 1 <= argindex <= arity:
             raise sympy.ArgumentIndexError(self, argindex)
-        return derivative(self.args[0])
+        return derivative(argindex, *self.args)
 
     def _eval_evalf(self, prec):
         # A constant argument (softplus(1) in a step) folds to a number through the body.
-        return body.subs(Z, self.args[0])._eval_evalf(prec)
+        return body.subs(dict(zip(ARGUMENTS, self.args, strict=False)))._eval_evalf(prec)
 
-    namespace = {"nargs": 1, "fdiff": fdiff, "_eval_evalf": _eval_evalf, "__module__": __name__}
+    namespace = {
+        "nargs": arity,
+        "fdiff": fdiff,
+        "_eval_evalf": _eval_evalf,
+        "__module__": __name__,
+    }
     return type(name, (sympy.Function,), namespace)
 
 
@@ -226,10 +250,11 @@ class FunctionTable(Mapping[str, ElementwiseFunction]):
                 return entry
         return None
 
-    def extended(self, definitions: Mapping[str, tuple[sympy.Expr, str]]) -> FunctionTable:
-        """A new table with user functions ``name -> (body in z, description)`` added."""
+    def extended(self, definitions: Mapping[str, tuple[sympy.Expr, str, int]]) -> FunctionTable:
+        """A new table with user functions ``name -> (body in z, description, cost)`` added;
+        a user function may be a network's activation."""
         entries = list(self._entries.values())
-        for name, (body, description) in definitions.items():
+        for name, (body, description, cost) in definitions.items():
             entries.append(
                 _define(
                     name,
@@ -238,12 +263,11 @@ class FunctionTable(Mapping[str, ElementwiseFunction]):
                     numpy=None,
                     description=description,
                     known=entries,
+                    activation=True,
+                    cost=cost,
                 )
             )
         return FunctionTable(entries)
-
-    def numpy_form(self, entry: ElementwiseFunction) -> NumpyForm:
-        return entry.numpy
 
 
 def _define(
@@ -255,6 +279,10 @@ def _define(
     description: str,
     known: list[ElementwiseFunction],
     builtin: type | None = None,
+    arity: int = 1,
+    activation: bool = False,
+    cost: int = 1,
+    evaluate: Callable | None = None,
 ) -> ElementwiseFunction:
     """Build an entry: derive the derivative once, rewrite it, and make the SymPy class."""
     if builtin is not None:
@@ -263,17 +291,18 @@ def _define(
         holder: dict[str, type] = {}
 
         @functools.cache
-        def derivative_template() -> sympy.Expr:
-            this = holder["cls"](Z)
-            raw = _diff_body(body)
-            bases = [(body, this)]
-            bases += [(e.body, e.cls(Z)) for e in known if e.cls is not None]
+        def derivative_template(argindex: int) -> sympy.Expr:
+            raw = _diff_body(body, ARGUMENTS[argindex - 1])
+            if arity > 1:
+                return raw
+            bases = [(body, holder["cls"](Z))]
+            bases += [(e.body, e.cls(Z)) for e in known if e.cls is not None and e.arity == 1]
             return _rewrite(raw, bases)
 
-        def derivative(arg: sympy.Expr) -> sympy.Expr:
-            return derivative_template().subs(Z, arg)
+        def derivative(argindex: int, *args: sympy.Expr) -> sympy.Expr:
+            return derivative_template(argindex).subs(dict(zip(ARGUMENTS, args, strict=False)))
 
-        cls = _make_class(name, body, derivative)
+        cls = _make_class(name, body, arity, derivative)
         holder["cls"] = cls
     user = numpy is None
     if numpy is None:
@@ -286,6 +315,10 @@ def _define(
         description=description,
         cls=cls,
         user=user,
+        arity=arity,
+        activation=activation,
+        cost=cost,
+        evaluate=evaluate,
     )
 
 
@@ -307,7 +340,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
     """The built-in table, in the order users see it in ``--help`` and errors."""
     entries: list[ElementwiseFunction] = []
 
-    def add(name, body, latex, numpy, description, builtin=None):
+    def add(name, body, latex, numpy, description, **record):
         entries.append(
             _define(
                 name,
@@ -316,29 +349,34 @@ def _builtin_entries() -> list[ElementwiseFunction]:
                 numpy=numpy,
                 description=description,
                 known=list(entries),
-                builtin=builtin,
+                **record,
             )
         )
 
-    add("exp", sympy.exp(Z), r"\exp", _ufunc("exp"), "e^z", builtin=sympy.exp)
-    add("log", sympy.log(Z), r"\log", _ufunc("log"), "natural log", builtin=sympy.log)
-    add("sqrt", sympy.sqrt(Z), r"\sqrt", _ufunc("sqrt"), "square root", builtin=None)
-    add("tanh", sympy.tanh(Z), r"\tanh", _ufunc("tanh"), "tanh z", sympy.tanh)
+    add("exp", sympy.exp(Z), r"\exp", _ufunc("exp"), "e^z", builtin=sympy.exp, evaluate=mpmath.exp)
+    log = {"builtin": sympy.log, "evaluate": mpmath.log, "cost": 2}
+    add("log", sympy.log(Z), r"\log", _ufunc("log"), "natural log", **log)
+    add("sqrt", sympy.sqrt(Z), r"\sqrt", _ufunc("sqrt"), "square root")
+    add("identity", Z, "", NumpyForm("{x}"), "z", activation=True)
     add(
         "sigmoid",
         1 / (1 + sympy.exp(-Z)),
         r"\sigma",
         NumpyForm("sigmoid({x})", _SIGMOID_HELPER),
         "logistic σ(z) = 1/(1 + e^−z)",
+        activation=True,
     )
     sigmoid = entries[-1].cls
-    add("identity", Z, "", NumpyForm("{x}"), "z")
+    tanh = {"builtin": sympy.tanh, "evaluate": mpmath.tanh, "activation": True}
+    add("tanh", sympy.tanh(Z), r"\tanh", _ufunc("tanh"), "tanh z", **tanh)
     add(
         "relu",
         sympy.Piecewise((Z, Z > 0), (0, True)),
         r"\operatorname{relu}",
         NumpyForm("np.maximum({x}, 0)", out="np.maximum({x}, 0, out={out})"),
         "max(z, 0); derivative 0 at z = 0",
+        activation=True,
+        cost=2,
     )
     add(
         "leaky_relu",
@@ -346,20 +384,27 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         r"\operatorname{lrelu}",
         NumpyForm("np.where({x} > 0, {x}, 0.01 * {x})"),
         "z for z > 0, 0.01·z otherwise",
+        activation=True,
+        cost=2,
     )
+    softplus = sympy.log(1 + sympy.exp(Z))
     add(
         "softplus",
-        sympy.log(1 + sympy.exp(Z)),
+        softplus,
         r"\operatorname{softplus}",
         NumpyForm("np.logaddexp(0, {x})", out="np.logaddexp(0, {x}, out={out})"),
         "log(1 + e^z)",
+        activation=True,
     )
+    softplus_of = entries[-1].cls
     add(
         "silu",
         Z * sigmoid(Z),
         r"\operatorname{silu}",
         NumpyForm("{x} * sigmoid({x})", needs=("sigmoid",)),
         "z·σ(z) (swish)",
+        activation=True,
+        cost=2,
     )
     add(
         "gelu",
@@ -371,6 +416,8 @@ def _builtin_entries() -> list[ElementwiseFunction]:
             "0.5 * {x} * (1 + np.tanh(" + repr(_GELU_C) + " * {x} * (1 + 0.044715 * {x} * {x})))"
         ),
         "GELU, tanh approximation",
+        activation=True,
+        cost=2,
     )
     add(
         "elu",
@@ -378,7 +425,75 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         r"\operatorname{elu}",
         NumpyForm("np.where({x} > 0, {x}, np.expm1(np.minimum({x}, 0)))"),
         "z for z > 0, e^z − 1 otherwise (α = 1)",
+        activation=True,
+        cost=2,
     )
+    add(
+        "mish",
+        Z * sympy.tanh(softplus_of(Z)),  # of the table's softplus: mish′ uses σ, not e^z
+        r"\operatorname{mish}",
+        NumpyForm("{x} * np.tanh(np.logaddexp(0, {x}))"),
+        "z·tanh(softplus(z))",
+        activation=True,
+        cost=2,
+    )
+    add(
+        "abs",
+        sympy.Piecewise((Z, Z > 0), (-Z, Z < 0), (0, True)),
+        r"\operatorname{abs}",
+        _ufunc("abs"),
+        "|z|; derivative 0 at z = 0",
+        cost=2,
+        evaluate=mpmath.fabs,
+    )
+    add(
+        "sin",
+        sympy.sin(Z),
+        r"\sin",
+        _ufunc("sin"),
+        "sin z",
+        builtin=sympy.sin,
+        evaluate=mpmath.sin,
+    )
+    add(
+        "cos",
+        sympy.cos(Z),
+        r"\cos",
+        _ufunc("cos"),
+        "cos z",
+        builtin=sympy.cos,
+        evaluate=mpmath.cos,
+    )
+    add(
+        "log1p",
+        sympy.log(1 + Z),
+        r"\operatorname{log1p}",
+        _ufunc("log1p"),
+        "log(1 + z), exact for small z",
+        cost=2,
+        evaluate=mpmath.log1p,
+    )
+    add(
+        "expm1",
+        sympy.exp(Z) - 1,
+        r"\operatorname{expm1}",
+        _ufunc("expm1"),
+        "e^z − 1, exact for small z",
+        evaluate=mpmath.expm1,
+    )
+    for name, op, test, latex in (
+        ("maximum", ">=", Z >= W, r"\max"),
+        ("minimum", "<=", Z <= W, r"\min"),
+    ):
+        add(
+            name,
+            sympy.Piecewise((Z, test), (W, True)),
+            latex,
+            NumpyForm(f"np.{name}({{x}}, {{y}})", out=f"np.{name}({{x}}, {{y}}, out={{out}})"),
+            f"{name[:3]}(z, w), elementwise; at a tie (z {op} w holds) the gradient goes to z",
+            arity=2,
+            cost=2,
+        )
     return entries
 
 
@@ -388,18 +503,8 @@ def builtin_table() -> FunctionTable:
     return FunctionTable(_builtin_entries())
 
 
-ACTIVATIONS = (
-    "identity",
-    "sigmoid",
-    "tanh",
-    "relu",
-    "leaky_relu",
-    "softplus",
-    "silu",
-    "gelu",
-    "elu",
-)
-"""The built-in functions a ``[network]`` layer may name (any table entry is accepted)."""
+ACTIVATIONS = tuple(name for name, entry in builtin_table().items() if entry.activation)
+"""The built-in functions a ``[network]`` layer may name (a ``[functions]`` entry may too)."""
 
 
 def derivative(entry: ElementwiseFunction, arg: sympy.Expr = Z) -> sympy.Expr:

@@ -15,7 +15,7 @@ import sympy
 
 from symbp.errors import SpecError
 from symbp.ir.functions import FunctionTable, builtin_table
-from symbp.ir.primitive import Lazy, Op, Printers, VJPContext, _check_arity, _sym
+from symbp.ir.primitive import Lazy, Op, Printers, VJPContext, check_arity, sym
 from symbp.ir.program import Shape, dim_expr, shape_text
 
 if TYPE_CHECKING:  # the builder appends ops, and so imports them
@@ -85,7 +85,7 @@ class FusedLoss(Op):
         return self.prediction is not None
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         z, t = shapes
         if z != t:
             raise SpecError(
@@ -117,7 +117,7 @@ class FusedLoss(Op):
                 f"the target (second argument) of {self.name} may not depend on parameters"
             )
         count = eqn.attr("count") or sympy.Integer(1)
-        residual = self.gradient(ctx, z) - _sym(t)
+        residual = self.gradient(ctx, z) - sym(t)
         return [Lazy(g.expr * residual / count, ctx.shape(z)), None]
 
     def _scale(self, code: str, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
@@ -172,7 +172,7 @@ class SoftmaxCrossEntropy(FusedLoss):
         return sympy.Add(*terms)
 
     def gradient(self, ctx, z):
-        return _sym(
+        return sym(
             ctx.op("softmax", [z], {}, "S" + z[1:] if z.startswith("Z") else z + "_softmax")
         )
 
@@ -193,14 +193,14 @@ class SigmoidBinaryCrossEntropy(FusedLoss):
     text_body = "Σ −[{t} log σ({z}) + (1 − {t}) log(1 − σ({z}))]"
 
     def predict(self, builder, z, functions):
-        return builder.ewise(functions["sigmoid"](_sym(z)), name="P")
+        return builder.ewise(functions["sigmoid"](sym(z)), name="P")
 
     def per_entry(self, z, t):
         softplus = builtin_table()["softplus"]
         return softplus(z) - t * z
 
     def gradient(self, ctx, z):
-        return builtin_table()["sigmoid"](_sym(z))
+        return builtin_table()["sigmoid"](sym(z))
 
     def numpy(self, args, attrs, pr):
         return self._scale(f"sigmoid_binary_cross_entropy({args[0]}, {args[1]})", args, attrs, pr)
@@ -215,7 +215,7 @@ class SquaredError(FusedLoss):
         return (z - t) ** 2 / 2
 
     def gradient(self, ctx, z):
-        return _sym(z)
+        return sym(z)
 
     def numpy(self, args, attrs, pr):
         count = attrs.get("count")

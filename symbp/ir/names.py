@@ -16,10 +16,11 @@ import functools
 import keyword
 import sys
 
+from sympy.printing.printer import Printer
+
 from symbp.errors import SpecError
 from symbp.ir.functions import builtin_table
-from symbp.ir.losses import LOSSES
-from symbp.ir.ops import HELPER_SOURCES
+from symbp.ir.ops import HELPER_SOURCES, step_calls
 
 RESERVED = frozenset(
     {
@@ -59,17 +60,14 @@ MODULES = frozenset({*sys.stdlib_module_names, "numpy", "sympy", "symbp"})
 def helper_names() -> frozenset[str]:
     """Functions the generated module may define or steps may call: the built-in elementwise
     functions, the fused losses and their helpers (``softmax``), ``sum`` and ``mean``."""
-    return frozenset({*builtin_table(), *HELPER_SOURCES, *LOSSES, "sum", "mean"})
+    return frozenset({*step_calls(builtin_table()), *HELPER_SOURCES})
 
 
 @functools.cache
 def sympy_names() -> frozenset[str]:
     """Class names SymPy's printers treat specially (``gamma``, ``Max``, ``E``): a user function
-    is a SymPy function class of its own name, so it would print as SymPy's, not as itself."""
-    from sympy.printing.printer import Printer
-
-    import symbp.emit.printing  # noqa: F401  (defines symbp's printers)
-
+    is a SymPy function class of its own name, so it would print as SymPy's, not as itself.
+    (symbp's printers subclass SymPy's and print no class SymPy's do not.)"""
     names: set[str] = set()
     stack = [Printer]
     while stack:

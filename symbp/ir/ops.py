@@ -16,8 +16,9 @@ import numpy as np
 import sympy
 
 from symbp.errors import SpecError
+from symbp.ir.functions import FunctionTable
 from symbp.ir.losses import LOSSES
-from symbp.ir.primitive import Lazy, Op, VJPContext, _check_arity, _partial, _sym
+from symbp.ir.primitive import Lazy, Op, VJPContext, check_arity, partial_derivative, sym
 from symbp.ir.program import Shape, broadcast_shapes, dim_expr, shape_text, size_expr
 
 
@@ -34,7 +35,7 @@ class Ewise(Op):
 
     def scalar(self, args, attrs):
         expr = attrs["expr"]
-        symbols = [_sym(n) for n in attrs["names"]]
+        symbols = [sym(n) for n in attrs["names"]]
         arrays = np.broadcast_arrays(*args) if args else []
         out = np.empty(arrays[0].shape if arrays else (), dtype=object)
         for idx in np.ndindex(out.shape):
@@ -43,14 +44,14 @@ class Ewise(Op):
 
     def vjp(self, ctx, eqn, g, needs, names):
         expr = eqn.attr("expr")
-        out_symbol = _sym(eqn.out)
+        out_symbol = sym(eqn.out)
         out_shape = ctx.shape(eqn.out)
         results: list[Lazy | None] = []
         for arg, need, name in zip(eqn.args, needs, names, strict=True):
             if not need:
                 results.append(None)
                 continue
-            partial = _partial(expr, eqn.args, arg, out_symbol)
+            partial = partial_derivative(expr, eqn.args, arg, out_symbol)
             if partial == 0:  # an argument SymPy simplified away (W - W) gets nothing
                 results.append(None)
                 continue
@@ -81,12 +82,12 @@ class Ewise(Op):
         out, arg = eqn.out, eqn.args[i]
         g = pr.latex_symbol(out, bar=True)
         expr = eqn.attr("expr")
-        partial = sympy.diff(expr, _sym(arg))
+        partial = sympy.diff(expr, sym(arg))
         if not expr.is_Symbol:
-            partial = partial.subs(expr, _sym(out))
+            partial = partial.subs(expr, sym(out))
         named = ""
         entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
-        if entry is not None and entry.latex and expr.args[0] == _sym(arg):
+        if entry is not None and entry.latex and expr.args[0] == sym(arg):
             named = rf"{g}\,{entry.latex}'\left({pr.latex_symbol(arg)}\right)"
         if partial == 1:
             return named, g
@@ -131,7 +132,7 @@ class MatMul(Op):
     arity = 2
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         return _matmul_shape(shapes[0], shapes[1], attrs.get("ta", False), attrs.get("tb", False))
 
     def scalar(self, args, attrs):
@@ -148,8 +149,8 @@ class MatMul(Op):
         ra, rb = len(ctx.shape(a)), len(ctx.shape(b))
         if ra == 1 and rb == 1:
             return [
-                Lazy(g.expr * _sym(b), ctx.shape(a)) if needs[0] else None,
-                Lazy(g.expr * _sym(a), ctx.shape(b)) if needs[1] else None,
+                Lazy(g.expr * sym(b), ctx.shape(a)) if needs[0] else None,
+                Lazy(g.expr * sym(a), ctx.shape(b)) if needs[1] else None,
             ]
         gv = ctx.full(g, eqn.out, "d" + eqn.out)
         da = db = None
@@ -174,8 +175,8 @@ class MatMul(Op):
             else:
                 db = ctx.op("matmul", [gv, a], _flags(True, ta), names[1])
         return [
-            Lazy(_sym(da), ctx.shape(a)) if da else None,
-            Lazy(_sym(db), ctx.shape(b)) if db else None,
+            Lazy(sym(da), ctx.shape(a)) if da else None,
+            Lazy(sym(db), ctx.shape(b)) if db else None,
         ]
 
     def numpy(self, args, attrs, pr):
@@ -227,7 +228,7 @@ class Outer(Op):
     arity = 2
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         a, b = shapes
         if len(a) != 1 or len(b) != 1:
             raise SpecError("outer needs two vectors")
@@ -242,8 +243,8 @@ class Outer(Op):
         da = ctx.op("matmul", [gv, b], {}, names[0]) if needs[0] else None
         db = ctx.op("matmul", [gv, a], {"ta": True}, names[1]) if needs[1] else None
         return [
-            Lazy(_sym(da), ctx.shape(a)) if da else None,
-            Lazy(_sym(db), ctx.shape(b)) if db else None,
+            Lazy(sym(da), ctx.shape(a)) if da else None,
+            Lazy(sym(db), ctx.shape(b)) if db else None,
         ]
 
     def numpy(self, args, attrs, pr):
@@ -272,7 +273,7 @@ class Affine(Op):
     arity = 3
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         a, w, b = shapes
         out = _matmul_shape(a, w, False, False)
         if len(a) != 2 or len(w) != 2 or b != out[-1:]:
@@ -291,11 +292,11 @@ class Affine(Op):
         gv = ctx.full(g, eqn.out, "d" + eqn.out)
         out: list[Lazy | None] = [None, None, None]
         if needs[0]:
-            out[0] = Lazy(_sym(ctx.op("matmul", [gv, w], {"tb": True}, names[0])), ctx.shape(a))
+            out[0] = Lazy(sym(ctx.op("matmul", [gv, w], {"tb": True}, names[0])), ctx.shape(a))
         if needs[1]:
-            out[1] = Lazy(_sym(ctx.op("matmul", [a, gv], {"ta": True}, names[1])), ctx.shape(w))
+            out[1] = Lazy(sym(ctx.op("matmul", [a, gv], {"ta": True}, names[1])), ctx.shape(w))
         if needs[2]:
-            out[2] = Lazy(_sym(ctx.op("sum", [gv], {"axis": 0}, names[2])), ctx.shape(b))
+            out[2] = Lazy(sym(ctx.op("sum", [gv], {"axis": 0}, names[2])), ctx.shape(b))
         return out
 
     def numpy(self, args, attrs, pr):
@@ -327,7 +328,7 @@ class Transpose(Op):
     view = True
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         (a,) = shapes
         return tuple(reversed(a))
 
@@ -336,7 +337,7 @@ class Transpose(Op):
 
     def vjp(self, ctx, eqn, g, needs, names):
         gv = ctx.full(g, eqn.out, "d" + eqn.out)
-        return [Lazy(_sym(ctx.op("transpose", [gv], {}, names[0])), ctx.shape(eqn.args[0]))]
+        return [Lazy(sym(ctx.op("transpose", [gv], {}, names[0])), ctx.shape(eqn.args[0]))]
 
     def numpy(self, args, attrs, pr):
         return f"{args[0]}.T"
@@ -393,7 +394,7 @@ def _spread(ctx: VJPContext, g: Lazy, source: Shape, axis: int | None, keepdims:
     if before <= 0:
         return Lazy(g.expr, spread)
     gv = ctx.var(g, name)
-    return Lazy(_sym(ctx.op("expand_dims", [gv], {"axis": before}, name + "_col")), spread)
+    return Lazy(sym(ctx.op("expand_dims", [gv], {"axis": before}, name + "_col")), spread)
 
 
 class Sum(Op):
@@ -404,7 +405,7 @@ class Sum(Op):
     fresh = True
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         return _reduced_shape(shapes[0], attrs.get("axis"), attrs.get("keepdims", False))
 
     def scalar(self, args, attrs):
@@ -439,7 +440,7 @@ class Mean(Op):
     fresh = True
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         return _reduced_shape(shapes[0], attrs.get("axis"), False)
 
     def scalar(self, args, attrs):
@@ -488,7 +489,7 @@ class ExpandDims(Op):
         gv = ctx.full(g, eqn.out, "d" + eqn.out)
         return [
             Lazy(
-                _sym(ctx.op("sum", [gv], {"axis": eqn.attr("axis")}, names[0])),
+                sym(ctx.op("sum", [gv], {"axis": eqn.attr("axis")}, names[0])),
                 ctx.shape(eqn.args[0]),
             )
         ]
@@ -514,7 +515,7 @@ class SumSquares(Op):
     arity = 1
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         return ()
 
     def scalar(self, args, attrs):
@@ -523,7 +524,7 @@ class SumSquares(Op):
 
     def vjp(self, ctx, eqn, g, needs, names):
         a = eqn.args[0]
-        return [Lazy(2 * g.expr * _sym(a), ctx.shape(a))]
+        return [Lazy(2 * g.expr * sym(a), ctx.shape(a))]
 
     def numpy(self, args, attrs, pr):
         return f"np.vdot({args[0]}, {args[0]})"
@@ -548,7 +549,7 @@ class Copy(Op):
     fresh = True
 
     def shape(self, shapes, attrs):
-        _check_arity(self, shapes)
+        check_arity(self, shapes)
         return shapes[0]
 
     def scalar(self, args, attrs):
@@ -658,10 +659,10 @@ class Softmax(Op):
         return e / np.sum(e, axis=-1, keepdims=True)
 
     def vjp(self, ctx, eqn, g, needs, names):
-        s = _sym(eqn.out)
+        s = sym(eqn.out)
         gs = ctx.var(Lazy(g.expr * s, ctx.shape(eqn.out)), names[0] + "_S")
         total = ctx.op("sum", [gs], {"axis": -1, "keepdims": True}, names[0] + "_sum")
-        return [Lazy(s * (g.expr - _sym(total)), ctx.shape(eqn.out))]
+        return [Lazy(s * (g.expr - sym(total)), ctx.shape(eqn.out))]
 
     def numpy(self, args, attrs, pr):
         return f"softmax({args[0]})"
@@ -703,3 +704,11 @@ HELPER_SOURCES: dict[str, str] = {
     **{name: source for loss in LOSSES.values() for name, source in loss.helper_sources.items()},
 }
 """Module-level helpers the NumPy forms of ops call (functions add their own)."""
+
+
+REDUCTIONS = (Sum.name, Mean.name)
+
+
+def step_calls(functions: FunctionTable) -> tuple[str, ...]:
+    """The names a step may call: the elementwise functions, the reductions and the losses."""
+    return (*functions, *REDUCTIONS, *LOSSES)

@@ -73,19 +73,19 @@ class Printers(Protocol):
     def text(self, expr: sympy.Expr) -> str: ...
 
 
-def _sym(name: str) -> sympy.Symbol:
+def sym(name: str) -> sympy.Symbol:
     return sympy.Symbol(name)
 
 
-def _partial(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -> sympy.Expr:
+def partial_derivative(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -> sympy.Expr:
     """∂expr/∂wrt, with ``expr`` itself rewritten as ``out`` (so tanh' reads 1 − out²).
 
     The arguments are renamed by position before differentiating, so the same function in
     every layer is differentiated once (SymPy's diff is the hot spot of deep networks)."""
-    slots = {_sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
+    slots = {sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
     slots[out] = sympy.Symbol("out·")
     back = {v: k for k, v in slots.items()}
-    partial = _canonical_partial(expr.xreplace(slots), slots[_sym(wrt)], slots[out])
+    partial = _canonical_partial(expr.xreplace(slots), slots[sym(wrt)], slots[out])
     return partial.xreplace(back)
 
 
@@ -154,6 +154,6 @@ class Op:
     """Names of module-level helper functions the NumPy form calls."""
 
 
-def _check_arity(op: Op, shapes: list[Shape]) -> None:
+def check_arity(op: Op, shapes: list[Shape]) -> None:
     if op.arity is not None and len(shapes) != op.arity:
         raise SpecError(f"{op.name} takes {op.arity} arguments, got {len(shapes)}")

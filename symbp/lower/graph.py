@@ -20,6 +20,7 @@ from symbp.ir.builder import Builder
 from symbp.ir.functions import FunctionTable
 from symbp.ir.losses import LOSSES, fused_loss_attrs
 from symbp.ir.names import check_name, clashes
+from symbp.ir.ops import step_calls
 from symbp.ir.program import Program, Shape, Var, broadcast_shapes, shape_text
 
 
@@ -353,14 +354,21 @@ class _Lowering:
             attrs = fused_loss_attrs(self.builder.vars[z].shape, "mean")
             return self._tensor(name, [z, t], attrs, target, "loss")
         if name in self.functions:
-            if len(args) != 1:
-                raise SpecError(f"{name} takes one argument, got {len(args)}")
-            inner = self.value(args[0])
-            applied = _Value(_real(self.functions[name](inner.expr)), inner.shape, inner.arrays)
+            entry = self.functions[name]
+            if len(args) != entry.arity:
+                takes = "one argument" if entry.arity == 1 else f"{entry.arity} arguments"
+                raise SpecError(f"{name} takes {takes}, got {len(args)}")
+            inner = [self.value(a) for a in args]
+            try:
+                shape = broadcast_shapes(*(v.shape for v in inner))
+            except ValueError as err:
+                raise SpecError(f"{name}: {err}") from None
+            arrays = frozenset().union(*(v.arrays for v in inner))
+            applied = _Value(_real(entry(*(v.expr for v in inner))), shape, arrays)
             if target is not None:
                 return applied
             # A function inside a larger expression becomes a value of its own, so the backward
             # pass can reuse its output (tanh′ = 1 − tanh²) instead of computing it again.
             return self._materialize(applied, self._temp(None, name))
-        known = sorted([*self.functions, "sum", "mean", *LOSSES])
+        known = sorted(step_calls(self.functions))
         raise SpecError(f"unknown function '{name}'; known: {', '.join(known)}")
