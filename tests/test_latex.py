@@ -17,14 +17,8 @@ from symbp.ad.backprop import backprop
 from symbp.cli import main
 from symbp.cli.pdf import LatexError, compile_pdf
 from symbp.derivation import Derivation, derive
-from symbp.emit.latex import (
-    backward_latex_name,
-    context,
-    escape_text,
-    latex_name,
-    printers_for,
-    render_latex,
-)
+from symbp.emit.latex import context, printers_for, render_latex
+from symbp.emit.latex_names import backward_latex_name, escape_text, latex_name
 from symbp.front.spec import Model, load, loads
 from symbp.ir.builder import Builder
 from symbp.ir.functions import builtin_table

@@ -6,16 +6,14 @@ the math: ``W1`` → ``W_{1}``, ``lam`` → ``\\lambda``, adjoints ``dZ1`` → `
 
 from __future__ import annotations
 
-import re
 import time
-import unicodedata
 
 import sympy
-from sympy.printing.precedence import PRECEDENCE
 
 from symbp.analysis.redundancy import latex_cost, written_size
 from symbp.derivation import Derivation
-from symbp.emit.printing import MathLatexPrinter, Printers
+from symbp.emit.latex_names import atom, backward_latex_name, escape_text, latex_name
+from symbp.emit.printing import LatexPrinters, Printers
 from symbp.emit.templating import render
 from symbp.ir.losses import LOSSES
 from symbp.ir.ops import OPS
@@ -23,263 +21,13 @@ from symbp.ir.program import Program, active_values
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
 from symbp.provenance import stamp_text
 
-GREEK = {
-    "alpha": r"\alpha",
-    "beta": r"\beta",
-    "gamma": r"\gamma",
-    "delta": r"\delta",
-    "epsilon": r"\epsilon",
-    "eps": r"\epsilon",
-    "zeta": r"\zeta",
-    "eta": r"\eta",
-    "theta": r"\theta",
-    "iota": r"\iota",
-    "kappa": r"\kappa",
-    "lam": r"\lambda",
-    "lmbda": r"\lambda",
-    "lambda": r"\lambda",
-    "mu": r"\mu",
-    "nu": r"\nu",
-    "xi": r"\xi",
-    "pi": r"\pi",
-    "rho": r"\rho",
-    "sigma": r"\sigma",
-    "tau": r"\tau",
-    "upsilon": r"\upsilon",
-    "phi": r"\phi",
-    "chi": r"\chi",
-    "psi": r"\psi",
-    "omega": r"\omega",
-    "Gamma": r"\Gamma",
-    "Delta": r"\Delta",
-    "Theta": r"\Theta",
-    "Lambda": r"\Lambda",
-    "Xi": r"\Xi",
-    "Pi": r"\Pi",
-    "Sigma": r"\Sigma",
-    "Phi": r"\Phi",
-    "Psi": r"\Psi",
-    "Omega": r"\Omega",
-}
-
-_TEXT_ESCAPES = {
-    "\\": r"\textbackslash{}",
-    "_": r"\_",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-NAIVE_LIMIT = 60
-"""Largest scalarized model (parameter entries + values) whose naive derivation is printed."""
-
-
-_UNICODE_MATH = {
-    "−": "-",
-    "∇": r"\nabla",
-    "·": r"\cdot",
-    "‖": r"\|",
-    "½": r"\tfrac{1}{2}",
-    "×": r"\times",
-    "÷": r"\div",
-    "≠": r"\neq",
-    "∉": r"\notin",
-    "≢": r"\not\equiv",
-    "∈": r"\in",
-    "≈": r"\approx",
-    "∞": r"\infty",
-    "±": r"\pm",
-    "≤": r"\le",
-    "≥": r"\ge",
-    "→": r"\to",
-    "∑": r"\sum",
-    "Σ": r"\Sigma",
-    "∂": r"\partial",
-    "⊙": r"\odot",
-    "ᵀ": r"^{\top}",
-    "′": r"^{\prime}",
-}
-
-
-def _unicode_char(c: str) -> str:
-    """A non-ASCII character as text-mode LaTeX that a plain TeX Live compiles."""
-    if c in _UNICODE_MATH:
-        return "$" + _UNICODE_MATH[c] + "$"
-    name = unicodedata.name(c, "")
-    plain = unicodedata.normalize("NFKC", c)
-    if name.startswith("GREEK"):
-        letter = name.split()[-1].lower().replace("lamda", "lambda")
-        if "CAPITAL" in name:
-            letter = letter.capitalize()
-        command = "\\" + letter
-        return "$" + command + "$" if command in GREEK.values() else "?"
-    if plain.isascii() and plain != c:
-        text = escape_text(plain)
-        if "SUPERSCRIPT" in name or name.startswith("MODIFIER LETTER"):
-            return "\\textsuperscript{" + text + "}"
-        if "SUBSCRIPT" in name:
-            return "\\textsubscript{" + text + "}"
-        return text
-    ascii_form = unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode()
-    return escape_text(ascii_form) if ascii_form else "?"
-
-
-_COMBINING_ACCENTS = {
-    "\u0304": "=",
-    "\u0301": "'",
-    "\u0300": "`",
-    "\u0302": "^",
-    "\u0303": "~",
-    "\u0307": ".",
-    "\u0308": '"',
-}
-"""Combining marks as text-mode accents: w + U+0304 (w̄) → \\=w."""
-
-
-def escape_text(text: str) -> str:
-    """Text-mode LaTeX for any text: the ten special characters escaped, Unicode mapped.
-
-    A character with a math form (≠, ≤, ⊙, …) is mapped whole; any other is split into its
-    base and accents (ȳ → \\={y}). A negating overlay (U+0338) is never dropped: that would
-    turn ≠ into =.
-    """
-    out: list[str] = []
-    for char in unicodedata.normalize("NFC", text):
-        whole = char.isascii() or char in _UNICODE_MATH
-        for c in char if whole else unicodedata.normalize("NFD", char):
-            if c in _COMBINING_ACCENTS and out:
-                out[-1] = "\\" + _COMBINING_ACCENTS[c] + "{" + out[-1] + "}"
-            elif c == _NEGATION and out:
-                out[-1] = "?"
-            elif unicodedata.combining(c):
-                continue
-            else:
-                out.append(_TEXT_ESCAPES.get(c, c) if c.isascii() else _unicode_char(c))
-    return "".join(out)
-
-
-_NEGATION = "\u0338"
-"""COMBINING LONG SOLIDUS OVERLAY: ≠, ∉, ≢ decompose into their base and this mark."""
-
-
-def _part(text: str) -> str:
-    """One piece of a name in math mode: Greek, a letter, digits, or upright escaped text."""
-    if text in GREEK:
-        return GREEK[text]
-    if re.fullmatch(r"[A-Za-z]|\d+", text):
-        return text
-    if re.fullmatch(r"[A-Za-z]+", text):
-        return r"\mathrm{" + text + "}"
-    return r"\text{" + escape_text(text) + "}"
-
-
-def latex_name(name: str, bar: bool = False) -> str:
-    """A value name in math mode: ``W1`` → ``W_{1}``, ``b_2`` → ``b_{2}``, ``lam`` → ``\\lambda``.
-
-    ``w_hidden_2`` → ``w_{\\text{hidden\\_2}}``; special characters are escaped. ``bar`` puts an
-    adjoint bar over the base.
-    """
-    match = re.fullmatch(r"([A-Za-z]+?)(\d+)", name) if name not in GREEK else None
-    if match and match.group(1) not in ("",):
-        base, sub = match.group(1), match.group(2)
-    elif "_" in name.strip("_") and not name.startswith("_"):
-        base, sub = name.split("_", 1)
-    else:
-        base, sub = name, ""
-    indexed = re.fullmatch(r"([A-Za-z]+?)(\d+)", base) if sub else None
-    if indexed and re.fullmatch(r"[A-Za-z]+|\d+", sub):
-        # H1_pre → H_{1,pre}: the layer index and the role share one subscript.
-        head = _part(indexed.group(1))
-        head = r"\bar{" + head + "}" if bar else head
-        return head + "_{" + indexed.group(2) + "," + _part(sub) + "}"
-    if sub and (base not in GREEK and not re.fullmatch(r"[A-Za-z]+", base)):
-        base, sub = name, ""
-    head = _part(base)
-    if bar:
-        head = r"\bar{" + head + "}"
-    if not sub:
-        return head
-    return head + "_{" + _part(sub) + "}"
-
-
-def backward_latex_name(name: str, program: Program) -> str:
-    """Names of the backward pass: ``dX`` → ``\\bar{X}``, ``dw_z`` → ``\\bar{w}^{(z)}``."""
-    forward = {e.out for e in program.forward_eqns} | set(program.params) | set(program.inputs)
-    if name.startswith("d") and name[1:] in forward:
-        return latex_name(name[1:], bar=True)
-    if name.startswith("d"):
-        for child in sorted(forward, key=len, reverse=True):
-            base = name[1:]
-            if base.endswith("_" + child) and base[: -len(child) - 1] in forward:
-                return latex_name(base[: -len(child) - 1], bar=True) + (
-                    "^{(" + latex_name(child) + ")}"
-                )
-    return latex_name(name)
-
-
-class HadamardLatexPrinter(MathLatexPrinter):
-    """Products of two or more array values print with ``\\odot``; scalar factors stay in front."""
-
-    def __init__(self, functions, symbol_names, arrays: frozenset[str]):
-        super().__init__(functions, symbol_names)
-        self.arrays = arrays
-
-    def _as_ordered_terms(self, expr, order=None):
-        # Positive terms first, as the generated code prints them: y - t, not -t + y.
-        terms = super()._as_ordered_terms(expr, order=order)
-        return [t for t in terms if not t.could_extract_minus_sign()] + [
-            t for t in terms if t.could_extract_minus_sign()
-        ]
-
-    def _is_array(self, factor: sympy.Expr) -> bool:
-        return any(s.name in self.arrays for s in factor.free_symbols) and not (
-            factor.is_Pow and factor.exp.is_negative
-        )
-
-    def _print_Mul(self, expr):
-        factors = expr.as_ordered_factors()
-        arrays = [f for f in factors if self._is_array(f)]
-        if len(arrays) < 2:
-            return super()._print_Mul(expr)
-        scalars = [f for f in factors if not self._is_array(f)]
-        body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in arrays)
-        if not scalars:
-            return body
-        coeff = sympy.Mul(*scalars)
-        if coeff == -1:
-            return "- " + body
-        head = self.parenthesize(coeff, PRECEDENCE["Mul"])
-        return rf"{head} \left({body}\right)"
-
-
-class LatexPrinters(Printers):
-    """Printers for the document: value names in math notation, ``\\odot`` between arrays."""
-
-    def __init__(self, functions, latex_names, arrays: frozenset[str]):
-        super().__init__(functions, latex_names)
-        self._latex = HadamardLatexPrinter(
-            functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}, arrays
-        )
-
-    def latex_symbol(self, name: str, bar: bool = False) -> str:
-        return latex_name(name, bar=bar)
-
 
 def printers_for(derivation: Derivation) -> Printers:
     program = derivation.program
     # Braces keep a name one atom, so an op form may add its own subscript or transpose.
-    names = {n: _atom(backward_latex_name(n, program)) for n in program.vars}
+    names = {n: atom(backward_latex_name(n, program)) for n in program.vars}
     arrays = frozenset(n for n, v in program.vars.items() if v.shape)
     return LatexPrinters(derivation.functions, names, arrays)
-
-
-def _atom(tex: str) -> str:
-    return "{" + tex + "}" if "_" in tex or "^" in tex else tex
 
 
 def _shape_tex(shape) -> str:
@@ -532,7 +280,7 @@ def _naive_expressions(derivation: Derivation, pr: Printers, loss: sympy.Expr) -
     grads = [(p, sympy.diff(loss, sympy.Symbol(p))) for p in program.params]
     replacements, reduced = sympy.cse([g for _, g in grads], symbols=sympy.numbered_symbols("c"))
     cse_names = {s: rf"c_{{{s.name[1:]}}}" for s, _ in replacements}
-    names = {n: _atom(backward_latex_name(n, program)) for n in program.vars}
+    names = {n: atom(backward_latex_name(n, program)) for n in program.vars}
     names.update({s.name: v for s, v in cse_names.items()})
     cse_pr = LatexPrinters(derivation.functions, names, frozenset())
     return {

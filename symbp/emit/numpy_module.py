@@ -18,7 +18,7 @@ from symbp.emit.templating import render
 from symbp.ir.functions import FunctionTable, Z
 from symbp.ir.losses import LOSSES, TARGET_DOCS
 from symbp.ir.ops import HELPER_SOURCES, OPS
-from symbp.ir.program import Eqn, Program, Shape, Var, shape_text
+from symbp.ir.program import Eqn, Program, Shape, shape_text
 from symbp.provenance import stamp_text
 from symbp.version import __version__
 
@@ -422,7 +422,3 @@ def _user_function_helper(entry, printers: Printers) -> str:
         '[functions]."""\n'
         f"    return {body}\n"
     )
-
-
-def var_doc(var: Var) -> str:
-    return f"{var.name} ({shape_text(var.shape)})"

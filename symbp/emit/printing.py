@@ -15,6 +15,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
+from symbp.emit.latex_names import latex_name
 from symbp.ir.functions import FunctionTable
 
 
@@ -278,6 +279,8 @@ class MathLatexPrinter(LatexPrinter):
         entry = self.functions.by_class(type(expr))
         if entry is None:
             return super()._print_Function(expr, exp)
+        if "{x}" in entry.latex:  # a form around the argument: \\sqrt{z}, |z|
+            return entry.latex.format(**dict(zip("xy", map(self._print, expr.args), strict=False)))
         arg = ", ".join(self._print(a) for a in expr.args)
         if entry.name == "identity":
             return arg
@@ -341,3 +344,51 @@ class Printers:
 
     def text(self, expr: sympy.Expr) -> str:
         return self._text.doprint(expr)
+
+
+class HadamardLatexPrinter(MathLatexPrinter):
+    """Products of two or more array values print with ``\\odot``; scalar factors stay in front."""
+
+    def __init__(self, functions, symbol_names, arrays: frozenset[str]):
+        super().__init__(functions, symbol_names)
+        self.arrays = arrays
+
+    def _as_ordered_terms(self, expr, order=None):
+        # Positive terms first, as the generated code prints them: y - t, not -t + y.
+        terms = super()._as_ordered_terms(expr, order=order)
+        return [t for t in terms if not t.could_extract_minus_sign()] + [
+            t for t in terms if t.could_extract_minus_sign()
+        ]
+
+    def _is_array(self, factor: sympy.Expr) -> bool:
+        return any(s.name in self.arrays for s in factor.free_symbols) and not (
+            factor.is_Pow and factor.exp.is_negative
+        )
+
+    def _print_Mul(self, expr):
+        factors = expr.as_ordered_factors()
+        arrays = [f for f in factors if self._is_array(f)]
+        if len(arrays) < 2:
+            return super()._print_Mul(expr)
+        scalars = [f for f in factors if not self._is_array(f)]
+        body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in arrays)
+        if not scalars:
+            return body
+        coeff = sympy.Mul(*scalars)
+        if coeff == -1:
+            return "- " + body
+        head = self.parenthesize(coeff, PRECEDENCE["Mul"])
+        return rf"{head} \left({body}\right)"
+
+
+class LatexPrinters(Printers):
+    """Printers for the document: value names in math notation, ``\\odot`` between arrays."""
+
+    def __init__(self, functions, latex_names, arrays: frozenset[str]):
+        super().__init__(functions, latex_names)
+        self._latex = HadamardLatexPrinter(
+            functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}, arrays
+        )
+
+    def latex_symbol(self, name: str, bar: bool = False) -> str:
+        return latex_name(name, bar=bar)

@@ -59,6 +59,8 @@ class ElementwiseFunction:
     name: str
     body: sympy.Expr
     latex: str
+    """Its LaTeX: a name the argument follows in brackets (``\\tanh``), or a form around
+    ``{x}`` (``\\sqrt{{{x}}}``, ``\\left|{x}\\right|``)."""
     numpy: NumpyForm
     description: str
     cls: type[sympy.Function] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
@@ -356,7 +358,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
     add("exp", sympy.exp(Z), r"\exp", _ufunc("exp"), "e^z", builtin=sympy.exp, evaluate=mpmath.exp)
     log = {"builtin": sympy.log, "evaluate": mpmath.log, "cost": 2}
     add("log", sympy.log(Z), r"\log", _ufunc("log"), "natural log", **log)
-    add("sqrt", sympy.sqrt(Z), r"\sqrt", _ufunc("sqrt"), "square root")
+    add("sqrt", sympy.sqrt(Z), r"\sqrt{{{x}}}", _ufunc("sqrt"), "square root")
     add("identity", Z, "", NumpyForm("{x}"), "z", activation=True)
     add(
         "sigmoid",
@@ -440,7 +442,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
     add(
         "abs",
         sympy.Piecewise((Z, Z > 0), (-Z, Z < 0), (0, True)),
-        r"\operatorname{abs}",
+        r"\left|{x}\right|",
         _ufunc("abs"),
         "|z|; derivative 0 at z = 0",
         cost=2,

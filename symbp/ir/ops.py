@@ -87,7 +87,12 @@ class Ewise(Op):
             partial = partial.subs(expr, sym(out))
         named = ""
         entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
-        if entry is not None and entry.latex and expr.args[0] == sym(arg):
+        if (
+            entry is not None
+            and entry.latex
+            and "{x}" not in entry.latex  # a form around its argument has no name to prime
+            and expr.args[0] == sym(arg)
+        ):
             named = rf"{g}\,{entry.latex}'\left({pr.latex_symbol(arg)}\right)"
         if partial == 1:
             return named, g
