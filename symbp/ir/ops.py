@@ -149,39 +149,36 @@ class MatMul(Op):
         return np.asarray(np.dot(a, b), dtype=object)
 
     def vjp(self, ctx, eqn, g, needs, names):
+        """C = op(A) op(B), op transposing where flagged: the textbook's two lines,
+        Ā = C̄ op(B)ᵀ and B̄ = op(A)ᵀ C̄, each transposed back where its factor was; with a
+        vector factor the product is an outer product, and of two vectors c̄ times the other."""
         a, b = eqn.args
         ta, tb = eqn.attr("ta", False), eqn.attr("tb", False)
         ra, rb = len(ctx.shape(a)), len(ctx.shape(b))
-        if ra == 1 and rb == 1:
+        if ra == 1 and rb == 1:  # c = a · b
             return [
                 Lazy(g.expr * sym(b), ctx.shape(a)) if needs[0] else None,
                 Lazy(g.expr * sym(a), ctx.shape(b)) if needs[1] else None,
             ]
-        gv = ctx.full(g, eqn.out, "d" + eqn.out)
-        da = db = None
-        if needs[0]:
-            if ra == 1:
-                da = ctx.op(
-                    "matmul", [b, gv], {"ta": False, "tb": False} | _flags(tb, False), names[0]
-                )
-            elif rb == 1:
-                da = ctx.op("outer", [b, gv] if ta else [gv, b], {}, names[0])
-            elif not ta:
-                da = ctx.op("matmul", [gv, b], _flags(False, not tb), names[0])
-            else:
-                da = ctx.op("matmul", [b, gv], _flags(tb, True), names[0])
-        if needs[1]:
+        c = ctx.full(g, eqn.out, "d" + eqn.out)
+        grads: list[str | None] = [None, None]
+        if needs[0]:  # Ā = C̄ op(B)ᵀ
             if rb == 1:
-                db = ctx.op("matmul", [a, gv], _flags(not ta, False), names[1])
-            elif ra == 1:
-                db = ctx.op("outer", [gv, a] if tb else [a, gv], {}, names[1])
-            elif not tb:
-                db = ctx.op("matmul", [a, gv], _flags(not ta, False), names[1])
+                grads[0] = ctx.op("outer", [b, c] if ta else [c, b], {}, names[0])
+            elif ra == 1 or ta:
+                grads[0] = ctx.op("matmul", [b, c], _flags(tb, ra == 2), names[0])
             else:
-                db = ctx.op("matmul", [gv, a], _flags(True, ta), names[1])
+                grads[0] = ctx.op("matmul", [c, b], _flags(False, not tb), names[0])
+        if needs[1]:  # B̄ = op(A)ᵀ C̄
+            if ra == 1:
+                grads[1] = ctx.op("outer", [c, a] if tb else [a, c], {}, names[1])
+            elif tb and rb == 2:
+                grads[1] = ctx.op("matmul", [c, a], _flags(True, ta), names[1])
+            else:
+                grads[1] = ctx.op("matmul", [a, c], _flags(not ta, False), names[1])
         return [
-            Lazy(sym(da), ctx.shape(a)) if da else None,
-            Lazy(sym(db), ctx.shape(b)) if db else None,
+            None if grad is None else Lazy(sym(grad), ctx.shape(arg))
+            for grad, arg in zip(grads, eqn.args, strict=True)
         ]
 
     def numpy(self, args, attrs, pr):
