@@ -530,7 +530,12 @@ USAGE_CASES = [
 CASES = CHECK_CASES + WRITE_CASES + USAGE_CASES
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    # A case that compiles a PDF needs TeX (see the ``tex`` marker in conftest.py).
+    [pytest.param(c, marks=pytest.mark.tex if "--pdf" in c.name else ()) for c in CASES],
+    ids=[c.name for c in CASES],
+)
 def test_refused_in_one_line_and_nothing_changes(case: Case, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = case.setup(tmp_path)
