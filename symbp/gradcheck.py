@@ -99,12 +99,15 @@ class UnverifiedModule(Exception):
     """The file does not verify as a module symbp wrote and nobody edited: it was not run."""
 
 
-def load_module(path: str | Path, *, trust: bool = False) -> types.ModuleType:
+def load_module(
+    path: str | Path, *, trust: bool = False, how_to_trust: str = "add --trust"
+) -> types.ModuleType:
     """Import a generated module from a file, under a fresh name so reloading is safe.
 
     The file is read once; unless ``trust``, its provenance header must verify (symbp wrote it
     and nobody changed it) before anything runs, and then exactly the bytes that verified run:
-    the file is not read again, so it cannot be swapped in between.
+    the file is not read again, so it cannot be swapped in between. ``how_to_trust`` is the
+    refusal's advice: the command's flag, or ``symbp.load_module``'s ``trust=True``.
     """
     path = Path(path)
     data = read_regular(path, MAX_MODULE_BYTES, "the module", ".py module")
@@ -120,7 +123,7 @@ def load_module(path: str | Path, *, trust: bool = False) -> types.ModuleType:
             )
             raise UnverifiedModule(
                 f"{path} was {found.value} ({why}), so it was not run; regenerate it with "
-                "symbp generate, or add --trust to run its code anyway"
+                f"symbp generate, or {how_to_trust} to run its code anyway"
             )
     return module_from_source(data.decode("utf-8"), path.stem, str(path))
 
