@@ -307,9 +307,11 @@ def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
         kind_doc = KIND_DOCS.get(program.meta.get("kinds", {}).get(n, "real"))
         if kind_doc:
             doc += f"; {kind_doc}"
-        if n in labels:
-            kind += " or integer labels (m)"
-            doc += f"; labels are class indices 0..{labels[n] - 1}"
+        if n in labels:  # integer labels have the shape of the rows without the class axis
+            rows = var.shape[:-1]
+            kind += f" or integer labels ({shape_text(rows)})" if rows else " or an integer label"
+            last = labels[n] - 1 if isinstance(labels[n], int) else f"{labels[n]} - 1"
+            doc += f"; labels are class indices 0..{last}"
         out.append((n, kind, textwrap.wrap(doc, DOC_WIDTH - 8)))
     for c in program.consts:
         var = program.vars[c]
@@ -323,16 +325,28 @@ def _input_checks(program: Program) -> list[str]:
     once (so that a disagreement on a size names every input involved)."""
     labels = program.meta.get("labels", {})
     kinds = program.meta.get("kinds", {})
-    lines = []
-    for n in program.inputs:
-        if n in labels:
-            lines.append(f'{n} = _labels("{n}", {n}, {labels[n]}, dtype)')
-        else:
-            check = INPUT_CHECKS[kinds.get(n, "real")]
-            lines.append(f'{n} = {check}("{n}", {n}, dtype)')
+
+    def convert(n: str) -> str:
+        if n not in labels:
+            return f'{n} = {INPUT_CHECKS[kinds.get(n, "real")]}("{n}", {n}, dtype)'
+        classes = labels[n]  # a number, or a size bound in dims by then (else None)
+        count = str(classes) if isinstance(classes, int) else f'dims.get("{classes}")'
+        return f'{n} = _labels("{n}", {n}, {count}, dtype)'
+
+    def shapes(names: list[str]) -> list[str]:
+        checks = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in names]
+        return _bracketed("_shapes(", ["dims", *checks], ")")
+
+    # Labels whose number of classes is a size only the other inputs fix are converted after
+    # those inputs' shapes have bound it; the parameters' sizes are bound before any input.
+    bound = {d for p in program.params for d in program.shape(p) if isinstance(d, str)}
+    late = [n for n in program.inputs if isinstance(labels.get(n), str) and labels[n] not in bound]
+    early = [n for n in program.inputs if n not in late]
+    lines = [convert(n) for n in early]
+    if late:
+        lines += (shapes(early) if early else []) + [convert(n) for n in late]
     if program.inputs:
-        shapes = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in program.inputs]
-        lines += _bracketed("_shapes(", ["dims", *shapes], ")")
+        lines += shapes(program.inputs)
     lines += [f"{c} = float({c})" for c in program.consts]
     for d in _dims_used(program.eqns):
         lines.append(f'{d} = dims["{d}"]')

@@ -195,6 +195,7 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
                 key=f"graph.params.{name}",
             )
     program.meta["kinds"] = _target_kinds(program)
+    program.meta["labels"] = _target_labels(program)
     return program
 
 
@@ -235,6 +236,17 @@ def _target_kinds(program: Program) -> dict[str, str]:
         if target is not None and program.vars[target].role == "input":
             kinds[target] = TARGET_KINDS[eqn.op]
     return kinds
+
+
+def _target_labels(program: Program) -> dict[str, int | str]:
+    """Targets of softmax cross-entropy that may also be given as integer class labels (issue
+    15, as networks take them): input → its number of classes, the size of its last axis (an
+    integer, or a size name bound at run time)."""
+    return {
+        name: program.shape(name)[-1]
+        for name, kind in program.meta["kinds"].items()
+        if kind == "one-hot" and program.shape(name)
+    }
 
 
 def _prune(program: Program) -> Program:
