@@ -66,7 +66,8 @@ def forward_program(model: Model) -> tuple[Program, Program | None, FunctionTabl
         return program, predict, functions
     from symbp.graph import build_graph
 
-    return build_graph(model, functions), None, functions
+    program, predict = build_graph(model, functions)
+    return program, predict, functions
 
 
 def derive(model: Model) -> Derivation:

@@ -92,8 +92,13 @@ def module_context(derivation: Derivation) -> dict:
         "grads": list(program.grads.items()),
         "predict_lines": predict_lines,
         "predict_output": derivation.predict.loss if derivation.predict else "",
-        "predict_doc": _predict_doc(program),
-        "x_shape": _shape_code(program.shape("X")) if "X" in program.vars else "()",
+        "predict_doc": _predict_doc(program, derivation.predict),
+        # A network's predict takes X; a graph's the inputs and constants its output reads.
+        "predict_def": _bracketed("def predict(", _signature(derivation.predict), "):", indent=0)
+        if derivation.predict
+        else [],
+        "predict_inputs": bool(derivation.predict and derivation.predict.inputs),
+        "predict_checks": _input_checks(derivation.predict) if derivation.predict else [],
         "labels": bool(program.meta.get("labels")),
         "one_hot": "one-hot" in program.meta.get("kinds", {}).values(),
         "probability": "probability" in program.meta.get("kinds", {}).values(),
@@ -396,7 +401,10 @@ def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
     return lines
 
 
-def _predict_doc(program: Program) -> str:
+def _predict_doc(program: Program, predict: Program | None) -> str:
+    if predict is not None and "output" in predict.meta:  # a graph's ``output`` step
+        out = predict.loss
+        return f"The spec's output ``{out}`` ({shape_text(predict.shape(out))})."
     loss = program.meta.get("loss")
     what = {
         "softmax_cross_entropy": "class probabilities softmax(Z), one row per sample",

@@ -32,7 +32,7 @@ def read_graph(table: Any) -> Graph:
     if not isinstance(table, dict):
         raise SpecError(f"must be a table, got {_kind(table)}", key="graph")
     p = "graph."
-    _only_keys(table, {"inputs", "params", "constants", "steps", "loss"}, p)
+    _only_keys(table, {"inputs", "params", "constants", "steps", "loss", "output"}, p)
     inputs = _declared(table, "inputs", required=False)
     params = _declared(table, "params", required=True)
     if not params:
@@ -63,6 +63,12 @@ def read_graph(table: Any) -> Graph:
         raise SpecError(
             "missing or not a string: name the step that computes the loss", key=p + "loss"
         )
+    output = table.get("output")
+    if output is not None and not isinstance(output, str):
+        raise SpecError(
+            f"must be a string naming the step predict returns, got {_kind(output)}",
+            key=p + "output",
+        )
     seen: dict[str, str] = {}
     for group, names in (("inputs", inputs), ("params", params), ("constants", constants)):
         for name in names:
@@ -72,7 +78,8 @@ def read_graph(table: Any) -> Graph:
                     key=f"{p}{group}.{name}",
                 )
             seen[name] = group
-    return Graph(inputs, params, {k: float(v) for k, v in constants.items()}, tuple(steps), loss)
+    constants = {k: float(v) for k, v in constants.items()}
+    return Graph(inputs, params, constants, tuple(steps), loss, output)
 
 
 def _declared(table: Mapping[str, Any], key: str, *, required: bool) -> dict[str, str]:
@@ -141,8 +148,9 @@ class _Value:
     arrays: frozenset[str] = frozenset()
 
 
-def build_graph(model: Model, functions: FunctionTable) -> Program:
-    """The forward Program of a graph spec; every error names the step and its text."""
+def build_graph(model: Model, functions: FunctionTable) -> tuple[Program, Program | None]:
+    """The forward Program of a graph spec, and its prediction Program if the spec names an
+    ``output``; every error names the step and its text."""
     graph = model.graph
     assert graph is not None
     variables: dict[str, Var] = {}
@@ -183,6 +191,8 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             "reduce it with sum(...) or mean(...)",
             key="graph.loss",
         )
+    # The prediction may read steps the loss does not: it is cut from all of them (issue 15).
+    predict = _output_program(program, graph.output, lowering.defined) if graph.output else None
     program = _prune(program)
     # A parameter the loss's steps name gets a gradient, zero where SymPy cancelled it (p - p);
     # one they never name is most likely a mistake.
@@ -196,7 +206,39 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             )
     program.meta["kinds"] = _target_kinds(program)
     program.meta["labels"] = _target_labels(program)
-    return program
+    if predict is not None:  # an input keeps what it holds, and its labels, in predict too
+        for key in ("kinds", "labels"):
+            predict.meta[key] = {n: v for n, v in program.meta[key].items() if n in predict.inputs}
+    return program, predict
+
+
+def _output_program(program: Program, output: str, defined: set[str]) -> Program:
+    """``predict``'s Program: the steps ``output`` depends on, taking only the inputs and
+    constants they read (what a caller has at prediction time: no targets unless the output
+    reads them)."""
+    if output not in defined:
+        hint = "an input, parameter or constant" if output in program.vars else "not a step"
+        raise SpecError(
+            f"output '{output}' is {hint}; name the step predict returns", key="graph.output"
+        )
+    predict = _prune(
+        Program(
+            name=program.name,
+            vars=dict(program.vars),
+            eqns=list(program.eqns),
+            loss=output,
+            inputs=list(program.inputs),
+            params=list(program.params),
+            consts=list(program.consts),
+            meta={"kind": "graph", "init": {}, "output": output},
+        )
+    )
+    read = {name for eqn in predict.eqns for name in eqn.args}
+    predict.inputs = [n for n in predict.inputs if n in read]
+    predict.consts = [n for n in predict.consts if n in read]
+    unread = (set(program.inputs) | set(program.consts)) - read
+    predict.vars = {k: v for k, v in predict.vars.items() if k not in unread}
+    return predict
 
 
 def _named_by(value: str, mentions: Mapping[str, set[str]]) -> set[str]:

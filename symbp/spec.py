@@ -71,6 +71,8 @@ class Graph:
     constants: dict[str, float]
     steps: tuple[str, ...]
     loss: str
+    output: str | None = None
+    """The step ``predict`` returns (``output = "<value>"``, optional; issue 15)."""
 
 
 @dataclass(frozen=True)
