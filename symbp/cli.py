@@ -92,9 +92,9 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verif
     """Write the NumPy module of each SPEC.
 
     The module imports only NumPy and exposes PARAM_SHAPES, init_params, forward, backward,
-    loss_and_grad (and predict, for networks and for graphs that name an output). Every spec is read and derived before anything
-    is written; on any error no file is written. A file that symbp did not write is never
-    overwritten without --force.
+    loss_and_grad (and predict, for networks and for graphs that name an output). Every spec
+    is read and derived before anything is written; on any error no file is written. A file
+    that symbp did not write is never overwritten without --force.
 
     Before it is written, each module verifies itself: at a random float64 point, its
     gradient's derivative along two random directions must equal a fourth-order central
