@@ -340,3 +340,29 @@ def test_the_progress_bar_draws_on_a_terminal_only(capsys):
     quiet = io.StringIO()
     Progress(enabled=False, stream=quiet).update(1, 1, 1, 1)
     assert quiet.getvalue() == ""
+
+
+# ---------------------------------------------------------------- the picture
+
+
+def test_the_history_plot_is_written_once_and_kept_from_foreign_files(tmp_path):
+    from symbp.trainplot import plot_history
+
+    history = [train.Epoch(e, 1 / e, 0.5 + e / 10, 1.2 / e, 0.4 + e / 10, 0.01) for e in (1, 2, 3)]
+    path = tmp_path / "run.png"
+    figure = plot_history(history, path, title="digits")
+    assert [ax.get_ylabel() for ax in figure.axes] == ["loss", "accuracy"]
+    assert [len(ax.lines) for ax in figure.axes] == [2, 2]
+    assert provenance(path.read_bytes()) is Provenance.OURS
+    first = path.read_bytes()
+    plot_history(history, path, title="digits")  # its own file: replaced, the same bytes
+    assert path.read_bytes() == first
+    regression = [train.Epoch(e, 1 / e, None, None, None, 0.01) for e in (1, 2)]
+    assert [ax.get_ylabel() for ax in plot_history(regression).axes] == ["loss"]
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\nmine")
+    with pytest.raises(OutputError, match="use force=True"):
+        plot_history(history, mine)
+    assert mine.read_bytes() == b"\x89PNG\r\n\x1a\nmine"
+    with pytest.raises(ValueError, match="empty"):
+        plot_history([])
