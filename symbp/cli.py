@@ -33,10 +33,12 @@ def main(debug: bool) -> None:
     and writes a standalone NumPy module with forward and backward functions.
 
     \b
-    Start here:
+    Start here (the examples in every --help name the specs `symbp examples` copies out):
+      symbp examples                      copy the example specs into examples/
       symbp demo                          run everything on the built-in examples
       symbp generate examples/mlp_digits.toml
       symbp check generated/mlp_digits.py
+      python examples/train_digits.py     train it (pip install 'symbp[examples]')
     """
 
 
@@ -339,3 +341,6 @@ main.add_command(report_command)
 from symbp.graph_cli import graph_command  # noqa: E402
 
 main.add_command(graph_command)
+from symbp.examples_cli import examples_command  # noqa: E402
+
+main.add_command(examples_command)
