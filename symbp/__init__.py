@@ -1,5 +1,13 @@
 """symbp: derive, explain and generate backpropagation code from a small model spec."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import types
+    from pathlib import Path
+
 __version__ = "0.1.0"
 
 
@@ -10,7 +18,7 @@ def report(*args, **kwargs):
     return _report(*args, **kwargs)
 
 
-def load_module(path, *, trust: bool = False):
+def load_module(path: str | Path, *, trust: bool = False) -> types.ModuleType:
     """Import the module ``symbp generate`` wrote at ``path``, after verifying its header (see
     :func:`symbp.loader.load_module`); ``trust=True`` runs an edited one anyway."""
     from symbp.loader import load_module as _load_module
