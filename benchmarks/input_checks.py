@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import generate_module, spec_text, time_interleaved  # noqa: E402
 
-from symbp.analysis.gradcheck import module_from_source  # noqa: E402
+from symbp.loader import module_from_source  # noqa: E402
 
 TARGET_CHECK = (
     "    return _one_hot(name, array, dtype)\n",

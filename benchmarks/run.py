@@ -72,10 +72,10 @@ def spec_text(name: str, inputs: int, layers, loss: str, l2: float) -> str:
 
 
 def generate_module(text: str, directory: Path):
-    from symbp.analysis.gradcheck import load_module
     from symbp.derivation import derive
     from symbp.emit.numpy_module import generate
     from symbp.front.spec import loads
+    from symbp.loader import load_module
 
     derivation = derive(loads(text))
     path = directory / f"{derivation.model.name}.py"

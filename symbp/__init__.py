@@ -1,15 +1,27 @@
 """symbp: derive, explain and generate backpropagation code from a small model spec.
 
 The public API: ``load`` a spec into a Model, ``derive`` its gradient Program, ``report`` its
-redundancy; ``symbp.emit`` writes the NumPy module and the LaTeX document from a Derivation.
+redundancy, ``load_module`` a generated module (its header verified first), and ``train`` it
+(:mod:`symbp.train`); ``symbp.emit`` writes the NumPy module and the LaTeX document.
 """
 
 from symbp import notebook
 from symbp.analysis.redundancy import report
 from symbp.derivation import Derivation, derive
 from symbp.front.spec import Model, load, loads
+from symbp.loader import UnverifiedModule, load_module
 from symbp.version import __version__
 
-__all__ = ["Derivation", "Model", "__version__", "derive", "load", "loads", "report"]
+__all__ = [
+    "Derivation",
+    "Model",
+    "UnverifiedModule",
+    "__version__",
+    "derive",
+    "load",
+    "load_module",
+    "loads",
+    "report",
+]
 
 notebook.register_in_ipython()

@@ -50,7 +50,8 @@ def forward_program(model: Model) -> tuple[Program, Program | None, FunctionTabl
         program, predict = build_network(model.network, model.name, functions)
         program.description = model.description
         return program, predict, functions
-    return build_graph(model, functions), None, functions
+    program, predict = build_graph(model, functions)
+    return program, predict, functions
 
 
 def derive(model: Model) -> Derivation:

@@ -10,9 +10,12 @@ imported by ``symbp check`` without ``--trust``. Header formats, one per kind of
 - SVG: first line ``<!-- symbp <version> sha256:<hex> -->`` (the optional XML declaration,
   which would have to come first, is left out);
 - PNG: a ``tEXt`` chunk ``symbp`` = ``<version> sha256:<hex>`` right after ``IHDR``;
-- PDF: last line ``% symbp <version> sha256:<hex>``, after ``%%EOF`` (PDF offsets stay valid).
+- PDF: last line ``% symbp <version> sha256:<hex>``, after ``%%EOF`` (PDF offsets stay valid);
+- zip (``.npz`` parameters, issue 15): the archive comment ``symbp <version> sha256:<hex>``,
+  the file's last bytes (zip readers, ``np.load`` among them, skip it).
 
-``<hex>`` hashes the file's bytes without the header line (or chunk). A hash is not a
+``<hex>`` hashes the file's bytes without the header line (or chunk; for a zip, the archive
+as written with no comment). A hash is not a
 signature: anyone can forge one on purpose, but no file gets one by accident, and no edit keeps
 it.
 """
@@ -40,6 +43,10 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_IHDR_END = 8 + 4 + 4 + 13 + 4
 _PNG_KEY = b"symbp\x00"
 _PDF_TAIL = re.compile(rb"\n% symbp " + _HASH.encode() + rb"\n\Z")
+_ZIP_SIGNATURE = b"PK\x03\x04"
+_ZIP_END = b"PK\x05\x06"
+"""The end of a zip's central directory: 22 bytes, the last two the comment's length."""
+_ZIP_TAIL = re.compile(rb"PK\x05\x06[\s\S]{18}symbp " + _HASH.encode() + rb"\Z")
 
 
 class Provenance(enum.Enum):
@@ -89,6 +96,14 @@ def stamp_pdf(pdf: bytes) -> bytes:
     return body + b"% symbp " + _header(body).encode("ascii") + b"\n"
 
 
+def stamp_zip(archive: bytes) -> bytes:
+    """A zip archive written without a comment (``np.savez``'s) with the header as its comment."""
+    if not archive.startswith(_ZIP_SIGNATURE) or archive[-22:-18] != _ZIP_END:
+        raise ValueError("not a zip archive without a comment")
+    comment = b"symbp " + _header(archive).encode("ascii")
+    return archive[:-2] + struct.pack("<H", len(comment)) + comment
+
+
 def provenance(data: bytes) -> Provenance:
     """Whether ``data`` is a file symbp wrote and nobody changed, one it wrote that was edited,
     or one with no header of symbp's at all."""
@@ -103,6 +118,8 @@ def _split(data: bytes) -> tuple[str, bytes] | None:
     """(the hash the header claims, the bytes it covers), or None without a header."""
     if data.startswith(_PNG_SIGNATURE):
         return _split_png(data)
+    if data.startswith(_ZIP_SIGNATURE):
+        return _split_zip(data)
     if data.startswith(b"%PDF-"):
         match = _PDF_TAIL.search(data)
         return (match["hash"].decode(), data[: match.start() + 1]) if match else None
@@ -124,3 +141,13 @@ def _split_png(data: bytes) -> tuple[str, bytes] | None:
     if match is None:
         return None
     return match["hash"].decode(), data[:start] + data[start + 12 + length :]
+
+
+def _split_zip(data: bytes) -> tuple[str, bytes] | None:
+    match = _ZIP_TAIL.search(data)
+    if match is None:
+        return None
+    (length,) = struct.unpack("<H", data[match.start() + 20 : match.start() + 22])
+    if length != len(data) - match.start() - 22:
+        return None
+    return match["hash"].decode(), data[: match.start() + 20] + b"\x00\x00"

@@ -27,3 +27,12 @@ def examples_dir() -> Path:
 def example_specs() -> list[Path]:
     """Every example spec, sorted by file name."""
     return sorted(examples_dir().glob("*.toml"))
+
+
+SCRIPTS = ("train_digits.py",)
+"""Files besides the specs that a newcomer runs as they are."""
+
+
+def example_files() -> list[Path]:
+    """The example specs, then the scripts, as shipped (``symbp examples`` copies them)."""
+    return [*example_specs(), *(examples_dir() / name for name in SCRIPTS)]

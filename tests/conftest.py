@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from symbp.analysis.gradcheck import load_module
 from symbp.derivation import derive
 from symbp.emit.numpy_module import generate
 from symbp.front.spec import loads
+from symbp.loader import load_module
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,6 +23,25 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
 _names = itertools.count()
+
+TEX_TOOLS = ("pdflatex", "pdftotext", "pdfinfo")
+"""What tests marked ``tex`` run: TeX Live compiles, poppler-utils reads the PDF back."""
+TEX_INSTALL = "apt-get install texlive-latex-base texlive-latex-recommended poppler-utils"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The one place where a test marked ``tex`` meets a machine without TeX: it is skipped,
+    saying what to install, except where ``SYMBP_REQUIRE_TEX=1`` (CI, whose ``.ci/run``
+    installs TeX), where it fails: a CI run must never pass by skipping the documents."""
+    if item.get_closest_marker("tex") is None:
+        return
+    missing = [tool for tool in TEX_TOOLS if shutil.which(tool) is None]
+    if not missing:
+        return
+    why = f"needs {', '.join(missing)} (on Debian or Ubuntu: {TEX_INSTALL})"
+    if os.environ.get("SYMBP_REQUIRE_TEX") == "1":
+        pytest.fail(f"{why}; SYMBP_REQUIRE_TEX=1 requires TeX", pytrace=False)
+    pytest.skip(why)
 
 
 def network_spec(

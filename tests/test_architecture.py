@@ -14,7 +14,7 @@ PACKAGE = ROOT / "symbp"
 
 LAYERS = [
     ("symbp.version", "symbp.errors"),
-    ("symbp.provenance", "symbp.files", "symbp.limits", "symbp.resources"),
+    ("symbp.provenance", "symbp.files", "symbp.limits", "symbp.resources", "symbp.loader"),
     ("symbp.ir",),
     ("symbp.front",),
     ("symbp.lower",),
@@ -22,7 +22,7 @@ LAYERS = [
     ("symbp.derivation",),
     ("symbp.analysis",),
     ("symbp.emit",),
-    ("symbp.notebook",),
+    ("symbp.notebook", "symbp.train"),
     ("symbp.cli", "symbp.__main__", "symbp"),
 ]
 """The pipeline from the bottom: a module may import from its own layer and those below."""

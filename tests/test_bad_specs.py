@@ -179,6 +179,19 @@ CORPUS = [
     ),
     ("loss-not-computed", graph(["E = w*x"], loss="Q"), "graph.loss", "not computed by any step"),
     ("loss-is-a-param", graph(["E = w*x"], loss="w"), "graph.loss", "an input or parameter"),
+    (
+        "output-not-a-step",
+        graph(["E = w*x"], extra='output = "y"\n'),
+        "graph.output",
+        "output 'y' is not a step; name the step predict returns",
+    ),
+    (
+        "output-is-an-input",
+        graph(["E = w*x"], extra='output = "x"\n'),
+        "graph.output",
+        "output 'x' is an input, parameter or constant",
+    ),
+    ("output-not-a-string", graph(["E = w*x"], extra="output = 3\n"), "graph.output", "string"),
     ("unknown-function", graph(["E = foo(w)"]), "graph.steps[0]", "unknown function 'foo'"),
     (
         "axis-out-of-range",

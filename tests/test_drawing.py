@@ -210,6 +210,7 @@ def png_size(data: bytes) -> tuple[int, int]:
     return struct.unpack(">II", data[16:24])
 
 
+@pytest.mark.tex
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_every_example_in_every_format(spec, tmp_path):
     derivation = derive(load(spec))
@@ -335,6 +336,7 @@ def test_notebooks_without_graphviz_show_the_equations(no_graphviz):
     assert "<img" not in text and r"\bar{w} &= \bar{z} x + \lambda w" in text
 
 
+@pytest.mark.tex
 def test_document_without_graphviz_compiles_with_a_note(tmp_path, no_graphviz):
     out = tmp_path / "seed004.tex"
     result = CliRunner().invoke(main, ["latex", str(SEED004), "-o", str(out), "--pdf"])
@@ -363,6 +365,7 @@ def test_notebooks_show_the_graph_beside_the_equations():
     assert r"\bar{w} &= \bar{z} x + \lambda w" in text
 
 
+@pytest.mark.tex
 def test_document_opens_its_model_section_with_the_figure(tmp_path):
     out = tmp_path / "seed004.tex"
     result = CliRunner().invoke(main, ["latex", str(SEED004), "-o", str(out), "--pdf"])

@@ -9,13 +9,16 @@ the gradients keep the dtype. Graphs cover NumPy broadcasting between scalars, (
 (n, 1) and (m, n) operands in either position, for parameters, inputs, constants and
 intermediate values; every elementwise operator and function; ``@`` and ``.T``; ``sum`` and
 ``mean`` with and without ``axis``; the fused losses; values used several times; aliases,
-repeated steps, numbers, ``[constants]`` and ``[functions]``.
+repeated steps, numbers, ``[constants]`` and ``[functions]``. Half of the graphs name an
+``output`` step, whose ``predict`` must return that step's value as evaluated here.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -138,6 +141,8 @@ class Graph:
     functions: dict[str, str] = field(default_factory=dict)
     steps: list[tuple[str, Expr]] = field(default_factory=list)
     values: dict[str, Expr] = field(default_factory=dict)
+    output: str | None = None
+    """The step ``predict`` returns, if the spec names one."""
 
     def name(self, base: str) -> str:
         return f"{base}{len(self.steps) + len(self.inputs) + len(self.params) + 1}"
@@ -174,14 +179,20 @@ class Graph:
         lines += [f'  "{name} = {expr.text}",' for name, expr in self.steps]
         lines.append("]")
         lines.append(f'loss = "{self.steps[-1][0]}"')
+        if self.output:
+            lines.append(f'output = "{self.output}"')
         return "\n".join(lines) + "\n"
 
-    def loss(self, env: dict, xp=np):
-        """The loss the steps compute from inputs, parameters and constants in ``env``."""
+    def evaluate(self, env: dict, xp=np) -> dict:
+        """Every value the steps compute from inputs, parameters and constants in ``env``."""
         env = dict(env)
         for name, expr in self.steps:
             env[name] = expr.run(env, xp)
-        value = env[self.steps[-1][0]]
+        return env
+
+    def loss(self, env: dict, xp=np):
+        """The loss the steps compute from inputs, parameters and constants in ``env``."""
+        value = self.evaluate(env, xp)[self.steps[-1][0]]
         return float(value) if xp is np else value
 
 
@@ -392,6 +403,8 @@ def graphs(draw) -> Graph:
     for term in terms[1:]:
         total = binary("+", total, term)
     g.assign(total, name="E")
+    if draw(st.booleans()):  # predict returns a step, on the loss's path or not
+        g.output = draw(st.sampled_from([name for name, _ in g.steps]))
     return g
 
 
@@ -501,6 +514,8 @@ def check_graph(g: Graph, build_module) -> float:
                     f"{g.spec()}\nsizes {sizes}: d{name}{list(idx)} = {bp!r}, "
                     f"finite differences {fd!r}"
                 )
+        if g.output:
+            check_predict(g, module, params, inputs)
         # float32 in, float32 out: the gradients keep the parameters' dtype.
         small = {n: v.astype(np.float32) for n, v in params.items()}
         small_args = [np.asarray(a, dtype=np.float32) for a in args]
@@ -508,6 +523,25 @@ def check_graph(g: Graph, build_module) -> float:
         for name in params:
             assert np.asarray(grads32[name]).dtype == np.float32, (g.spec(), name)
     return worst
+
+
+def check_predict(g: Graph, module, params: dict, inputs: dict) -> None:
+    """``predict`` takes only inputs the output's steps name, and returns the output's value
+    as this test computes it from all of them."""
+    signature = inspect.signature(module.predict).parameters
+    taken = [n for n, p in signature.items() if p.kind is p.POSITIONAL_OR_KEYWORD][1:]
+    steps = dict(g.steps)
+    named, pending = set(), [g.output]  # the names the output's step texts use, transitively
+    while pending:
+        for word in re.findall(r"[A-Za-z_]\w*", steps[pending.pop()].text):
+            if word not in named:
+                named.add(word)
+                pending += [word] if word in steps else []
+    assert set(taken) <= named & set(g.inputs), (g.spec(), taken)
+    expected = g.evaluate({**params, **inputs, **g.constants})[g.output]
+    got = module.predict(params, *(inputs[n] for n in taken))
+    assert np.shape(got) == np.shape(expected), (g.spec(), np.shape(got))
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12, err_msg=g.spec())
 
 
 ORACLE_SETTINGS = {

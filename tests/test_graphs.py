@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symbp.analysis.gradcheck import check_module, load_module
+from symbp.analysis.gradcheck import check_module
 from symbp.derivation import derive
 from symbp.emit.numpy_module import generate
 from symbp.front.spec import load
+from symbp.loader import load_module
 from tests.conftest import ROOT
 
 GRAPH_EXAMPLES = ["logistic_l2", "residual_block", "tied_autoencoder", "swish_regression"]

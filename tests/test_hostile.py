@@ -530,7 +530,12 @@ USAGE_CASES = [
 CASES = CHECK_CASES + WRITE_CASES + USAGE_CASES
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize(
+    "case",
+    # A case that compiles a PDF needs TeX (see the ``tex`` marker in conftest.py).
+    [pytest.param(c, marks=pytest.mark.tex if "--pdf" in c.name else ()) for c in CASES],
+    ids=[c.name for c in CASES],
+)
 def test_refused_in_one_line_and_nothing_changes(case: Case, tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = case.setup(tmp_path)
@@ -564,7 +569,7 @@ def test_trust_runs_the_file_and_its_help_says_so(tmp_path: Path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.strip() == (
         "symbp: error: mod.py: not a symbp module: it lacks PARAM_SHAPES, INPUT_SHAPES, "
-        "forward, loss_and_grad"
+        "init_params, forward, loss_and_grad"
     )
     help_text = " ".join(CliRunner().invoke(main, ["check", "--help"]).output.split())
     assert "This RUNS THE FILE'S CODE" in help_text
@@ -572,19 +577,19 @@ def test_trust_runs_the_file_and_its_help_says_so(tmp_path: Path, monkeypatch):
 
 def test_check_runs_the_bytes_it_verified_not_the_file_again(tmp_path: Path, monkeypatch):
     """A file swapped for another after symbp read it: what runs is what was verified."""
-    import symbp.analysis.gradcheck as gradcheck
+    import symbp.loader as loader
 
     path = write(tmp_path / "tiny.py", module_text())
-    read = gradcheck.read_regular
+    read = loader.read_regular
 
     def read_then_swap(*args, **kwargs):
         data = read(*args, **kwargs)
         path.write_text(MARKER + HOSTILE, encoding="utf-8")
         return data
 
-    monkeypatch.setattr(gradcheck, "read_regular", read_then_swap)
+    monkeypatch.setattr(loader, "read_regular", read_then_swap)
     monkeypatch.chdir(tmp_path)
-    module = gradcheck.load_module(path)
+    module = loader.load_module(path)
     assert callable(module.loss_and_grad) and module.__file__ == str(path)
     assert not (tmp_path / RAN).exists()
 

@@ -195,6 +195,7 @@ def test_document_is_deterministic_and_marked():
     assert str(ROOT) not in first
 
 
+@pytest.mark.tex
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_every_example_compiles_with_its_equations(spec, tmp_path):
     derivation = derive(load(spec))
@@ -218,6 +219,7 @@ def test_every_example_compiles_with_its_equations(spec, tmp_path):
     assert "=A1⊤Z̄2" in flat
 
 
+@pytest.mark.tex
 def test_two_layer_softmax_output_delta_is_a_minus_t(tmp_path):
     derivation = derive(load(ROOT / "examples" / "softmax_two_layer.toml"))
     ctx = context(derivation)
@@ -252,6 +254,7 @@ def test_value_with_two_children_shows_each_contribution():
     assert w1["terms"][0]["product"] == r"X^{\top} \bar{Z}_{1}"
 
 
+@pytest.mark.tex
 def test_seed004_by_hand(tmp_path):
     check_seed004_document(seed004(), tmp_path)
 
@@ -271,6 +274,7 @@ def test_seed004_naive_section_matches_sympy_diff():
     assert expected.has(x) and expected.has(lam)
 
 
+@pytest.mark.tex
 def test_greek_and_special_names_compile(tmp_path):
     names = {"w": "w_hidden_2", "lam": "lam", "b": "beta", "L": "a&b%c", "R": "R$#~^", "E": "E{}"}
     derivation = seed004(names)
@@ -287,6 +291,7 @@ def test_greek_and_special_names_compile(tmp_path):
 # ---------------------------------------------------------------- command line
 
 
+@pytest.mark.tex
 def test_cli_writes_tex_and_pdf(tmp_path):
     out = tmp_path / "two.tex"
     spec = str(ROOT / "examples" / "softmax_two_layer.toml")
@@ -321,6 +326,7 @@ def test_cli_refuses_a_file_it_did_not_write(tmp_path):
     assert out.read_text() == "my own notes\n"
 
 
+@pytest.mark.tex
 def test_latex_failure_shows_the_error_lines(tmp_path):
     tex = tmp_path / "bad.tex"
     tex.write_text("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")

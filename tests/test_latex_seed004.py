@@ -8,12 +8,15 @@ graph front end.
 
 from __future__ import annotations
 
+import pytest
+
 from symbp.derivation import derive
 from symbp.front.spec import load
 from tests.conftest import ROOT
 from tests.test_latex import check_seed004_document
 
 
+@pytest.mark.tex
 def test_logistic_l2_document(tmp_path):
     derivation = derive(load(ROOT / "examples" / "logistic_l2.toml"))
     check_seed004_document(derivation, tmp_path)

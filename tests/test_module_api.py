@@ -60,6 +60,12 @@ def test_dtype_errors(build_module):
     params = module.init_params(0, dtype=np.float32)
     with pytest.raises(ValueError, match="X has dtype float64 but the parameters have float32"):
         module.forward(params, np.zeros((2, 4)), one_hot(2, dtype=np.float32))
+    # Refused, not cast (issue 15's decision): the message says how to convert, once.
+    with pytest.raises(ValueError, match=r"e\.g\. X\.astype\(np\.float32\)$"):
+        module.loss_and_grad(params, np.zeros((2, 4)), [0, 1])
+    float64 = module.init_params(0)
+    with pytest.raises(ValueError, match=r"e\.g\. X\.astype\(np\.float64\)$"):
+        module.predict(float64, np.zeros((2, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="must hold real numbers"):
         module.forward(params, np.array([["a"] * 4]), one_hot(1, dtype=np.float32))
     mixed = dict(params, b1=params["b1"].astype(np.float64))
@@ -173,7 +179,7 @@ def test_spec_text_cannot_break_out_of_the_docstring(tmp_path):
     """The reader refuses such descriptions; codegen quotes them anyway (defence in depth)."""
     import dataclasses
 
-    from symbp.analysis.gradcheck import load_module
+    from symbp.loader import load_module
 
     derivation = derive(loads(SPEC))
     text = 'ends """ here\\n and \\x41 "'

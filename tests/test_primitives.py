@@ -17,7 +17,7 @@ import pytest
 import sympy
 
 from symbp.ad.backprop import backprop
-from symbp.analysis.gradcheck import check_module, module_from_source
+from symbp.analysis.gradcheck import check_module
 from symbp.analysis.scalar import entry_symbols
 from symbp.derivation import Derivation
 from symbp.emit.latex import printers_for
@@ -29,6 +29,7 @@ from symbp.ir.losses import LOSSES
 from symbp.ir.ops import OPS, REDUCTIONS, step_calls
 from symbp.ir.primitive import Op
 from symbp.ir.program import Program, Var
+from symbp.loader import module_from_source
 
 FORMS = ("shape", "scalar", "vjp", "numpy", "latex", "text", "latex_adjoint")
 TABLE = builtin_table()

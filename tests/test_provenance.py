@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -68,10 +67,7 @@ def test_every_file_symbp_writes_verifies_and_still_works(tmp_path: Path, monkey
         ["report", "tiny.toml", "--sweep", "depth=1..2", "--csv", "-o", "s.csv"],
         ["report", "tiny.toml", "--sweep", "depth=1..2", "--plot", "s.png"],
     ]
-    if shutil.which("pdflatex"):
-        commands.append(["latex", "tiny.toml", "-o", "tiny.tex", "--pdf"])
-    else:
-        commands.append(["latex", "tiny.toml", "-o", "tiny.tex"])
+    commands.append(["latex", "tiny.toml", "-o", "tiny.tex"])
     for args in commands:
         result = runner.invoke(main, args)
         assert result.exit_code == 0, (args, result.stderr)
@@ -86,11 +82,22 @@ def test_every_file_symbp_writes_verifies_and_still_works(tmp_path: Path, monkey
 
     assert matplotlib.image.imread(tmp_path / "s.png").shape[2] == 4
     assert "cheap gradient" in (tmp_path / "r.txt").read_text()
-    if (tmp_path / "tiny.pdf").exists() and shutil.which("pdftotext"):
-        text = subprocess.run(
-            ["pdftotext", "tiny.pdf", "-"], capture_output=True, text=True, check=True
-        ).stdout
-        assert "Backpropagation for" in text
+
+
+@pytest.mark.tex
+def test_the_pdf_symbp_writes_verifies_and_reads(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny.toml").write_text(SPEC)
+    result = CliRunner().invoke(main, ["latex", "tiny.toml", "-o", "tiny.tex", "--pdf"])
+    assert result.exit_code == 0, result.stderr
+    written = sorted(p.name for p in tmp_path.iterdir() if p.name != "tiny.toml")
+    assert {"tiny.tex", "tiny.pdf"} <= set(written)  # and the figure, with Graphviz
+    for name in written:
+        assert provenance((tmp_path / name).read_bytes()) is Provenance.OURS, name
+    text = subprocess.run(
+        ["pdftotext", "tiny.pdf", "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "Backpropagation for" in text
 
 
 def test_the_header_is_deterministic():

@@ -59,3 +59,16 @@ def test_wheel_installs_and_generates(tmp_path: Path):
         env=env,
     )
     assert demo.returncode == 0, demo.stdout + demo.stderr
+    # The README's path from a pip install to a trained digits model, with no checkout:
+    # copy the examples out, generate the module, train (shortened; CI has scikit-learn).
+    newcomer = tmp_path / "newcomer"
+    newcomer.mkdir()
+    for args in (
+        [str(symbp), "examples"],
+        [str(symbp), "generate", "examples/mlp_digits.toml"],
+        [str(python), "examples/train_digits.py", "--epochs", "3"],
+    ):
+        run = subprocess.run(args, cwd=newcomer, capture_output=True, text=True, env=env)
+        assert run.returncode == 0, (args, run.stdout + run.stderr)
+    assert "test accuracy" in run.stdout
+    assert (newcomer / "train_digits" / "params.npz").exists()

@@ -20,28 +20,21 @@ parameter passes when its largest relative error is at most the tolerance, 1e-6 
 
 from __future__ import annotations
 
-import itertools
 import math
-import sys
 import time
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from symbp.errors import SpecError
-from symbp.files import read_regular
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
-from symbp.provenance import Provenance, provenance
 
 TOLERANCE = 1e-6
 FLOOR = 1e-5
 RESOLUTION = 1e-7
 """The smallest relative error the check resolves: the floor is raised so that the stencil's
 rounding error is at most this share of it."""
-_counter = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -90,53 +83,6 @@ class CheckResult:
         ]
         lines.insert(1, "  ".join("-" * w for w in widths))
         return "\n".join(lines)
-
-
-MAX_MODULE_BYTES = 100_000_000
-
-
-class UnverifiedModule(Exception):
-    """The file does not verify as a module symbp wrote and nobody edited: it was not run."""
-
-
-def load_module(path: str | Path, *, trust: bool = False) -> types.ModuleType:
-    """Import a generated module from a file, under a fresh name so reloading is safe.
-
-    The file is read once; unless ``trust``, its provenance header must verify (symbp wrote it
-    and nobody changed it) before anything runs, and then exactly the bytes that verified run:
-    the file is not read again, so it cannot be swapped in between.
-    """
-    path = Path(path)
-    data = read_regular(path, MAX_MODULE_BYTES, "the module", ".py module")
-    if len(data) > MAX_MODULE_BYTES:
-        raise SpecError(f"the module is larger than {MAX_MODULE_BYTES} bytes", where=str(path))
-    if not trust:
-        found = provenance(data)
-        if found is not Provenance.OURS:
-            why = (
-                "its symbp header does not match its contents"
-                if found is Provenance.EDITED
-                else "it has no symbp header"
-            )
-            raise UnverifiedModule(
-                f"{path} was {found.value} ({why}), so it was not run; regenerate it with "
-                "symbp generate, or add --trust to run its code anyway"
-            )
-    return module_from_source(data.decode("utf-8"), path.stem, str(path))
-
-
-def module_from_source(source: str, stem: str, filename: str = "<symbp>") -> types.ModuleType:
-    """A module made by running ``source`` (symbp's own, verified output) in a fresh namespace."""
-    name = f"_symbp_checked_{stem}_{next(_counter)}"
-    code = compile(source, filename, "exec", dont_inherit=True)
-    module = types.ModuleType(name)
-    module.__file__ = filename
-    sys.modules[name] = module
-    try:
-        exec(code, module.__dict__)  # symbp's verified output or a --trust module, never spec text
-    finally:
-        sys.modules.pop(name, None)
-    return module
 
 
 def random_inputs(module: types.ModuleType, rng: np.random.Generator, sizes: Mapping[str, int]):

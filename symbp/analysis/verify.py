@@ -19,10 +19,10 @@ from symbp.analysis.gradcheck import (
     RESOLUTION,
     TOLERANCE,
     derivative,
-    module_from_source,
     random_inputs,
     random_params,
 )
+from symbp.loader import module_from_source
 
 DIRECTIONS = 2
 SIZE = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from symbp.cli.examples import examples_command
 from symbp.cli.graph import graph_command
 from symbp.cli.guard import OneLineGroup
 from symbp.cli.latex import latex_command
@@ -28,12 +29,22 @@ def main(debug: bool) -> None:
     and writes a standalone NumPy module with forward and backward functions.
 
     \b
-    Start here:
+    Start here (the examples in every --help name the specs `symbp examples` copies out):
+      symbp examples                      copy the example specs into examples/
       symbp demo                          run everything on the built-in examples
       symbp generate examples/mlp_digits.toml
       symbp check generated/mlp_digits.py
+      python examples/train_digits.py     train it (pip install 'symbp[examples]')
     """
 
 
-for command in (generate, check, demo, latex_command, report_command, graph_command):
+for command in (
+    examples_command,
+    generate,
+    check,
+    demo,
+    latex_command,
+    report_command,
+    graph_command,
+):
     main.add_command(command)

@@ -8,20 +8,13 @@ from pathlib import Path
 
 import click
 
-from symbp.analysis.gradcheck import (
-    RESOLUTION,
-    CheckLimit,
-    UnverifiedModule,
-    check_in_time,
-    check_module,
-    load_module,
-    module_from_source,
-)
+from symbp.analysis.gradcheck import RESOLUTION, CheckLimit, check_in_time, check_module
 from symbp.cli.common import derive_spec, render_module, verify_module
 from symbp.cli.guard import EXIT_FAILED_CHECK, CheckError, guard
 from symbp.cli.options import force_option, timeout_option
 from symbp.errors import SpecError
 from symbp.files import OutputError, write_all
+from symbp.loader import UnverifiedModule, load_module, module_from_source
 from symbp.resources import example_specs
 
 
@@ -47,9 +40,9 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verif
     """Write the NumPy module of each SPEC.
 
     The module imports only NumPy and exposes PARAM_SHAPES, init_params, forward, backward,
-    loss_and_grad (and predict for networks). Every spec is read and derived before anything
-    is written; on any error no file is written. A file that symbp did not write is never
-    overwritten without --force.
+    loss_and_grad (and predict, for networks and for graphs that name an output). Every spec
+    is read and derived before anything is written; on any error no file is written. A file
+    that symbp did not write is never overwritten without --force.
 
     Before it is written, each module verifies itself: at a random float64 point, its
     gradient's derivative along two random directions must equal a fourth-order central
@@ -196,21 +189,13 @@ def _load_generated(path: Path, trust: bool):
             where=str(path),
         )
     try:
-        module = load_module(path, trust=trust)
+        return load_module(path, trust=trust, how_to_trust="add --trust")
     except (SpecError, UnverifiedModule) as err:
         raise SpecError(str(err)) from None
     except Exception as err:  # a trusted module is the user's file: report, do not crash
         raise SpecError(
             f"cannot import the module: {type(err).__name__}: {err}", where=str(path)
         ) from None
-    missing = [
-        n
-        for n in ("PARAM_SHAPES", "INPUT_SHAPES", "forward", "loss_and_grad")
-        if not hasattr(module, n)
-    ]
-    if missing:
-        raise SpecError(f"not a symbp module: it lacks {', '.join(missing)}", where=str(path))
-    return module
 
 
 @click.command()

@@ -89,8 +89,13 @@ def module_context(derivation: Derivation) -> dict:
         "grads": list(program.grads.items()),
         "predict_lines": predict_lines,
         "predict_output": derivation.predict.loss if derivation.predict else "",
-        "predict_doc": _predict_doc(program),
-        "x_shape": _shape_code(program.shape("X")) if "X" in program.vars else "()",
+        "predict_doc": _predict_doc(program, derivation.predict),
+        # A network's predict takes X; a graph's the inputs and constants its output reads.
+        "predict_def": _bracketed("def predict(", _signature(derivation.predict), "):", indent=0)
+        if derivation.predict
+        else [],
+        "predict_inputs": bool(derivation.predict and derivation.predict.inputs),
+        "predict_checks": _input_checks(derivation.predict) if derivation.predict else [],
         "labels": bool(program.meta.get("labels")),
         "one_hot": "one-hot" in program.meta.get("kinds", {}).values(),
         "probability": "probability" in program.meta.get("kinds", {}).values(),
@@ -304,9 +309,11 @@ def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
         kind_doc = TARGET_DOCS.get(program.meta.get("kinds", {}).get(n, "real"))
         if kind_doc:
             doc += f"; {kind_doc}"
-        if n in labels:
-            kind += " or integer labels (m)"
-            doc += f"; labels are class indices 0..{labels[n] - 1}"
+        if n in labels:  # integer labels have the shape of the rows without the class axis
+            rows = var.shape[:-1]
+            kind += f" or integer labels ({shape_text(rows)})" if rows else " or an integer label"
+            last = labels[n] - 1 if isinstance(labels[n], int) else f"{labels[n]} - 1"
+            doc += f"; labels are class indices 0..{last}"
         out.append((n, kind, textwrap.wrap(doc, DOC_WIDTH - 8)))
     for c in program.consts:
         var = program.vars[c]
@@ -320,16 +327,28 @@ def _input_checks(program: Program) -> list[str]:
     once (so that a disagreement on a size names every input involved)."""
     labels = program.meta.get("labels", {})
     kinds = program.meta.get("kinds", {})
-    lines = []
-    for n in program.inputs:
-        if n in labels:
-            lines.append(f'{n} = _labels("{n}", {n}, {labels[n]}, dtype)')
-        else:
-            check = INPUT_CHECKS[kinds.get(n, "real")]
-            lines.append(f'{n} = {check}("{n}", {n}, dtype)')
+
+    def convert(n: str) -> str:
+        if n not in labels:
+            return f'{n} = {INPUT_CHECKS[kinds.get(n, "real")]}("{n}", {n}, dtype)'
+        classes = labels[n]  # a number, or a size bound in dims by then (else None)
+        count = str(classes) if isinstance(classes, int) else f'dims.get("{classes}")'
+        return f'{n} = _labels("{n}", {n}, {count}, dtype)'
+
+    def shapes(names: list[str]) -> list[str]:
+        checks = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in names]
+        return _bracketed("_shapes(", ["dims", *checks], ")")
+
+    # Labels whose number of classes is a size only the other inputs fix are converted after
+    # those inputs' shapes have bound it; the parameters' sizes are bound before any input.
+    bound = {d for p in program.params for d in program.shape(p) if isinstance(d, str)}
+    late = [n for n in program.inputs if isinstance(labels.get(n), str) and labels[n] not in bound]
+    early = [n for n in program.inputs if n not in late]
+    lines = [convert(n) for n in early]
+    if late:
+        lines += (shapes(early) if early else []) + [convert(n) for n in late]
     if program.inputs:
-        shapes = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in program.inputs]
-        lines += _bracketed("_shapes(", ["dims", *shapes], ")")
+        lines += shapes(program.inputs)
     lines += [f"{c} = float({c})" for c in program.consts]
     for d in _dims_used(program.eqns):
         lines.append(f'{d} = dims["{d}"]')
@@ -379,7 +398,10 @@ def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
     return lines
 
 
-def _predict_doc(program: Program) -> str:
+def _predict_doc(program: Program, predict: Program | None) -> str:
+    if predict is not None and "output" in predict.meta:  # a graph's ``output`` step
+        out = predict.loss
+        return f"The spec's output ``{out}`` ({shape_text(predict.shape(out))})."
     loss = LOSSES.get(program.meta.get("loss", ""))
     return f"The {loss.prediction_doc}." if loss is not None else ""
 

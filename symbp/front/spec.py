@@ -77,6 +77,8 @@ class Graph:
     constants: dict[str, float]
     steps: tuple[str, ...]
     loss: str
+    output: str | None = None
+    """The step ``predict`` returns (``output = "<value>"``, optional; issue 15)."""
 
 
 @dataclass(frozen=True)
@@ -379,7 +381,7 @@ def read_graph(table: Any) -> Graph:
     if not isinstance(table, dict):
         raise SpecError(f"must be a table, got {_kind(table)}", key="graph")
     p = "graph."
-    _only_keys(table, {"inputs", "params", "constants", "steps", "loss"}, p)
+    _only_keys(table, {"inputs", "params", "constants", "steps", "loss", "output"}, p)
     inputs = _declared(table, "inputs", required=False)
     params = _declared(table, "params", required=True)
     if not params:
@@ -410,6 +412,12 @@ def read_graph(table: Any) -> Graph:
         raise SpecError(
             "missing or not a string: name the step that computes the loss", key=p + "loss"
         )
+    output = table.get("output")
+    if output is not None and not isinstance(output, str):
+        raise SpecError(
+            f"must be a string naming the step predict returns, got {_kind(output)}",
+            key=p + "output",
+        )
     seen: dict[str, str] = {}
     for group, names in (("inputs", inputs), ("params", params), ("constants", constants)):
         for name in names:
@@ -419,7 +427,8 @@ def read_graph(table: Any) -> Graph:
                     key=f"{p}{group}.{name}",
                 )
             seen[name] = group
-    return Graph(inputs, params, {k: float(v) for k, v in constants.items()}, tuple(steps), loss)
+    constants = {k: float(v) for k, v in constants.items()}
+    return Graph(inputs, params, constants, tuple(steps), loss, output)
 
 
 def _declared(table: Mapping[str, Any], key: str, *, required: bool) -> dict[str, str]:

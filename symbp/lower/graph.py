@@ -37,8 +37,9 @@ class _Value:
     arrays: frozenset[str] = frozenset()
 
 
-def build_graph(model: Model, functions: FunctionTable) -> Program:
-    """The forward Program of a graph spec; every error names the step and its text."""
+def build_graph(model: Model, functions: FunctionTable) -> tuple[Program, Program | None]:
+    """The forward Program of a graph spec, and its prediction Program if the spec names an
+    ``output``; every error names the step and its text."""
     graph = model.graph
     assert graph is not None
     variables: dict[str, Var] = {}
@@ -79,6 +80,8 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
             "reduce it with sum(...) or mean(...)",
             key="graph.loss",
         )
+    # The prediction may read steps the loss does not: it is cut from all of them.
+    predict = _output_program(program, graph.output, lowering.defined) if graph.output else None
     program = _prune(program)
     # A parameter the loss's steps name gets a gradient, zero where SymPy cancelled it (p - p);
     # one they never name is most likely a mistake.
@@ -91,7 +94,40 @@ def build_graph(model: Model, functions: FunctionTable) -> Program:
                 key=f"graph.params.{name}",
             )
     program.meta["kinds"] = _target_kinds(program)
-    return program
+    program.meta["labels"] = _target_labels(program)
+    if predict is not None:  # an input keeps what it holds, and its labels, in predict too
+        for key in ("kinds", "labels"):
+            predict.meta[key] = {n: v for n, v in program.meta[key].items() if n in predict.inputs}
+    return program, predict
+
+
+def _output_program(program: Program, output: str, defined: set[str]) -> Program:
+    """``predict``'s Program: the steps ``output`` depends on, taking only the inputs and
+    constants they read (what a caller has at prediction time: no targets unless the output
+    reads them)."""
+    if output not in defined:
+        hint = "an input, parameter or constant" if output in program.vars else "not a step"
+        raise SpecError(
+            f"output '{output}' is {hint}; name the step predict returns", key="graph.output"
+        )
+    predict = _prune(
+        Program(
+            name=program.name,
+            vars=dict(program.vars),
+            eqns=list(program.eqns),
+            loss=output,
+            inputs=list(program.inputs),
+            params=list(program.params),
+            consts=list(program.consts),
+            meta={"kind": "graph", "init": {}, "output": output},
+        )
+    )
+    read = {name for eqn in predict.eqns for name in eqn.args}
+    predict.inputs = [n for n in predict.inputs if n in read]
+    predict.consts = [n for n in predict.consts if n in read]
+    unread = (set(program.inputs) | set(program.consts)) - read
+    predict.vars = {k: v for k, v in predict.vars.items() if k not in unread}
+    return predict
 
 
 def _named_by(value: str, mentions: Mapping[str, set[str]]) -> set[str]:
@@ -131,6 +167,17 @@ def _target_kinds(program: Program) -> dict[str, str]:
         if program.vars[target].role == "input":
             kinds[target] = loss.target_kind
     return kinds
+
+
+def _target_labels(program: Program) -> dict[str, int | str]:
+    """Targets of a loss that takes integer class labels for one-hot rows (softmax
+    cross-entropy), as networks take them: input → its number of classes, the size of its last
+    axis (an integer, or a size name bound at run time)."""
+    return {
+        name: program.shape(name)[-1]
+        for name, kind in program.meta["kinds"].items()
+        if kind == "one-hot" and program.shape(name)
+    }
 
 
 def _prune(program: Program) -> Program:
