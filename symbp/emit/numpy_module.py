@@ -9,10 +9,10 @@ from __future__ import annotations
 import textwrap
 
 import sympy
-from sympy.functions.elementary.piecewise import ExprCondPair
 
 from symbp.derivation import Derivation
 from symbp.emit.buffers import plan_buffers
+from symbp.emit.layout import bracketed, delete, short_statements, too_long, unpack
 from symbp.emit.printing import Printers
 from symbp.emit.templating import render
 from symbp.ir.functions import FunctionTable, Z
@@ -69,29 +69,29 @@ def module_context(derivation: Derivation) -> dict:
         "init_dims": _init_dims(program),
         "init_rest": "zero" if program.meta.get("kind") == "network" else "~ N(0, 0.1²)",
         "init": [(p, _init_code(program, p)) for p in program.params],
-        "forward_def": _bracketed("def forward(", _signature(program), "):", indent=0),
-        "loss_and_grad_def": _bracketed("def loss_and_grad(", _signature(program), "):", indent=0),
-        "forward_call": _bracketed(
+        "forward_def": bracketed("def forward(", _signature(program), "):", indent=0),
+        "loss_and_grad_def": bracketed("def loss_and_grad(", _signature(program), "):", indent=0),
+        "forward_call": bracketed(
             "loss, cache = forward(",
             ["params", *program.inputs, *(f"{c}={c}" for c in program.consts)],
             ")",
         ),
         "program_inputs": bool(program.inputs),
         "argument_doc": _argument_doc(program),
-        "param_unpack": _unpack(program.params, "_params(params, dims)"),
+        "param_unpack": unpack(program.params, "_params(params, dims)"),
         "first_param": first,
         "input_checks": _input_checks(program),
         "forward_lines": forward,
         "cache": cached,
         "loss": program.loss,
-        "backward_unpack": _backward_unpack(program, cached),
+        "backward_unpack": _backwardunpack(program, cached),
         "backward_lines": backward,
         "grads": list(program.grads.items()),
         "predict_lines": predict_lines,
         "predict_output": derivation.predict.loss if derivation.predict else "",
         "predict_doc": _predict_doc(program, derivation.predict),
         # A network's predict takes X; a graph's the inputs and constants its output reads.
-        "predict_def": _bracketed("def predict(", _signature(derivation.predict), "):", indent=0)
+        "predict_def": bracketed("def predict(", _signature(derivation.predict), "):", indent=0)
         if derivation.predict
         else [],
         "predict_inputs": bool(derivation.predict and derivation.predict.inputs),
@@ -113,7 +113,7 @@ def _lines(eqns: list[Eqn], printers: Printers, program: Program, keep: set[str]
     lines = []
     for eqn in eqns:
         if eqn.out in plan.frees:
-            lines += _del(plan.frees[eqn.out])
+            lines += delete(plan.frees[eqn.out])
         if eqn.out in plan.accumulate:
             _, rest = plan.accumulate[eqn.out]
             lines.append(f"{eqn.out} += {printers.numpy(rest)}")
@@ -125,61 +125,10 @@ def _lines(eqns: list[Eqn], printers: Printers, program: Program, keep: set[str]
             if buffer is not None:
                 written = OPS[eqn.op].into(out, renamed.get(buffer, buffer), args, attrs, printers)
             made = written or OPS[eqn.op].statements(out, args, attrs, printers)
-            if eqn.op == "ewise" and any(4 + len(line) > LINE_WIDTH for line in made):
-                made = _short_statements(out, eqn.attr("expr"), printers)
+            if eqn.op == "ewise" and too_long(made):
+                made = short_statements(out, eqn.attr("expr"), printers.numpy)
             lines += made
     return lines
-
-
-def _del(names: list[str]) -> list[str]:
-    """``del a, b``; when too long, one name a line, as ``ruff format`` writes it."""
-    line = "del " + ", ".join(names)
-    if 4 + len(line) <= LINE_WIDTH:
-        return [line]
-    return ["del (", *(f"    {n}," for n in names), ")"]
-
-
-def _short_statements(out: str, expr: sympy.Basic, printers: Printers) -> list[str]:
-    """``out = expr`` in lines that fit: the largest parts that fit a line of their own are
-    computed first, into temporaries ``_out_1``, ``_out_2``, … (no spec name starts with _)."""
-    lines: list[str] = []
-    while 4 + len(f"{out} = {printers.numpy(expr)}") > LINE_WIDTH:
-        name = f"_{out}_{len(lines) + 1}"
-        found = _split_off(expr, lambda e, n=name: 4 + len(f"{n} = {printers.numpy(e)}"))
-        if found is None:
-            break
-        part, node, replacement = found
-        lines.append(f"{name} = {printers.numpy(part)}")
-        expr = expr.xreplace({node: replacement.xreplace({part: sympy.Symbol(name)})})
-    return [*lines, f"{out} = {printers.numpy(expr)}"]
-
-
-def _split_off(expr: sympy.Basic, width) -> tuple[sympy.Basic, sympy.Basic, sympy.Basic] | None:
-    """A part of ``expr`` whose line fits, the node it is taken from and that node rewritten
-    around it: the first operand that fits, down the widest ones, or else the longest run of
-    a wide sum's or product's operands."""
-    node = expr
-    while True:
-        parts = [
-            p
-            for a in node.args
-            for p in (a.args if isinstance(a, ExprCondPair) else (a,))
-            if not p.is_Atom
-        ]
-        widest = max(parts, key=width, default=None)
-        if widest is not None and width(widest) <= LINE_WIDTH:
-            return widest, widest, widest
-        if widest is not None and not isinstance(node, sympy.Add | sympy.Mul):
-            node = widest
-            continue
-        if isinstance(node, sympy.Add | sympy.Mul) and len(node.args) > 2:
-            for k in range(len(node.args) - 1, 1, -1):
-                run = node.func(*node.args[:k])
-                if width(run) <= LINE_WIDTH:
-                    return run, node, node.func(run, *node.args[k:], evaluate=False)
-        if widest is None:
-            return None
-        node = widest
 
 
 def _doc_lines(eqns: list[Eqn], program: Program, printers: Printers) -> list[str]:
@@ -243,34 +192,6 @@ def _shape_code(shape: Shape) -> str:
     if len(items) == 1:
         return f"({items[0]},)"
     return "(" + ", ".join(items) + ")"
-
-
-LINE_WIDTH = 99
-"""The generated module's line length, as the project's ruff settings have it."""
-
-
-def _unpack(names: list[str], value: str, indent: int = 4) -> list[str]:
-    """``a, b, c = value``, wrapped as ``ruff format`` wraps it when the line is too long."""
-    if len(names) == 1:
-        return [f"({names[0]},) = {value}"]
-    targets = ", ".join(names)
-    if indent + len(f"{targets} = {value}") <= LINE_WIDTH:
-        return [f"{targets} = {value}"]
-    call, _, arguments = value.partition("(")
-    if indent + len(f"{targets} = {call}(") <= LINE_WIDTH:
-        return [f"{targets} = {call}(", f"    {arguments[:-1]}", ")"]
-    return ["(", *(f"    {n}," for n in names), f") = {value}"]
-
-
-def _bracketed(opening: str, items: list[str], closing: str, indent: int = 4) -> list[str]:
-    """``opening items closing`` on one line if it fits, else split as ``ruff format`` does:
-    the items on one line of their own, or one per line with a trailing comma."""
-    joined = ", ".join(items)
-    if indent + len(opening + joined + closing) <= LINE_WIDTH:
-        return [opening + joined + closing]
-    if indent + 4 + len(joined) <= LINE_WIDTH:
-        return [opening, f"    {joined}", closing]
-    return [opening, *(f"    {item}," for item in items), closing]
 
 
 def _init_dims(program: Program) -> str:
@@ -337,7 +258,7 @@ def _input_checks(program: Program) -> list[str]:
 
     def shapes(names: list[str]) -> list[str]:
         checks = [f'("{n}", {n}, {_shape_code(program.shape(n))})' for n in names]
-        return _bracketed("_shapes(", ["dims", *checks], ")")
+        return bracketed("_shapes(", ["dims", *checks], ")")
 
     # Labels whose number of classes is a size only the other inputs fix are converted after
     # those inputs' shapes have bound it; the parameters' sizes are bound before any input.
@@ -384,14 +305,14 @@ def _cached(program: Program) -> list[str]:
     return list(needed) + _dims_used(program.backward_eqns)
 
 
-def _backward_unpack(program: Program, cached: list[str]) -> list[str]:
+def _backwardunpack(program: Program, cached: list[str]) -> list[str]:
     """The parameters through ``_params`` (lists convert, bad ones are refused as in
     ``forward``), ``_`` for those backward does not read; then the cached values."""
     params = {a for e in program.backward_eqns for a in e.reads if program.vars[a].role == "param"}
     params |= {g for g in program.grads.values() if program.vars[g].role == "param"}
     if params:
         names = [p if p in params else "_" for p in program.params]
-        lines = _unpack(names, "_params(params, {})")
+        lines = unpack(names, "_params(params, {})")
     else:
         lines = ["_params(params, {})"]
     lines += [f'{c} = cache["{c}"]' for c in cached]
