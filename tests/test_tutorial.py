@@ -45,7 +45,8 @@ def test_the_notebook_runs_from_a_folder_of_specs(tmp_path: Path):
     client.execute(env=env)  # a cell that raises, or a %%bash command that fails, fails here
     seconds = time.perf_counter() - started
     print(f"the tutorial ran in {seconds:.1f} s")
-    text = "\n".join(
+    # Stream outputs arrive in chunks cut anywhere (even inside a word): join them as they are.
+    text = "".join(
         output.get("text", "")
         for cell in notebook.cells
         if cell.cell_type == "code"

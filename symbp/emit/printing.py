@@ -39,6 +39,18 @@ def _fraction(expr: sympy.Mul) -> tuple[list[sympy.Expr], list[sympy.Expr]]:
     return numer, denom
 
 
+def _fill(template: str, printed: list[str], args: tuple) -> str:
+    """A function's NumPy template with its arguments: an argument that the template uses
+    twice (``{x} * sigmoid({x})``) is bracketed where it stands bare, not where it is already
+    a call's whole argument."""
+    code = template
+    for key, text, arg in zip("xy", printed, args, strict=False):
+        slot, whole = "{" + key + "}", "(" + "{" + key + "})"
+        bare = f"({text})" if template.count(slot) > 1 and not arg.is_Symbol else text
+        code = code.replace(whole, "(\0)").replace(slot, bare).replace("(\0)", f"({text})")
+    return code
+
+
 def _first(items: list[sympy.Expr], buffer: sympy.Symbol) -> list[sympy.Expr]:
     """``items`` with ``buffer`` moved to the front, so ``np.add(dH1, dH2, out=dH1)`` reads."""
     return sorted(items, key=lambda item: item != buffer)
@@ -94,8 +106,9 @@ class CodePrinter(NumPyPrinter):
                 return None
             self.used_functions.add(entry.name)
             self.used_functions.update(entry.numpy.needs)
-            printed = dict(zip("xy", map(p, expr.args), strict=False))
-            return entry.numpy.out.format(**printed, out=buffer)
+            return _fill(entry.numpy.out, [p(a) for a in expr.args], expr.args).replace(
+                "{out}", buffer
+            )
         return None
 
     def _terms(self, expr: sympy.Add) -> list[sympy.Expr]:
@@ -194,15 +207,7 @@ class CodePrinter(NumPyPrinter):
             raise ValueError(f"no NumPy form for function {type(expr).__name__}")
         self.used_functions.add(entry.name)
         self.used_functions.update(entry.numpy.needs)
-        template = entry.numpy.expr
-        printed = {}
-        for key, arg in zip("xy", expr.args, strict=False):
-            text = self._print(arg)
-            # An argument written twice in the form (z * sigmoid(z)) is bracketed once.
-            if template.count("{" + key + "}") > 1 and not arg.is_Symbol:
-                text = f"({text})"
-            printed[key] = text
-        return template.format(**printed)
+        return _fill(entry.numpy.expr, [self._print(a) for a in expr.args], expr.args)
 
     def _print_Piecewise(self, expr):
         *branches, (last, cond) = expr.args
