@@ -472,7 +472,21 @@ class Mean(Op):
         return "", rf"\frac{{{pr.latex_symbol(eqn.out, bar=True)}}}{{{count}}}\,\mathbf{{1}}"
 
 
-class ExpandDims(Op):
+class _ItsArgument(Op):
+    """An op whose value is, in the mathematics, its argument (a copy, a new axis of length
+    1): it prints as the argument, and the argument's adjoint is the output's."""
+
+    def latex(self, args, attrs, pr):
+        return pr.latex_name(args[0])
+
+    def text(self, args, attrs, pr):
+        return args[0]
+
+    def latex_adjoint(self, eqn, i, program, pr):
+        return "", pr.latex_symbol(eqn.out, bar=True)
+
+
+class ExpandDims(_ItsArgument):
     """A new axis of length 1 (so a per-row cotangent broadcasts over a row's entries)."""
 
     name = "expand_dims"
@@ -499,15 +513,6 @@ class ExpandDims(Op):
     def numpy(self, args, attrs, pr):
         index = ", ".join("None" if i == attrs["axis"] else ":" for i in range(attrs["axis"] + 1))
         return f"{args[0]}[{index}]"
-
-    def latex(self, args, attrs, pr):
-        return pr.latex_name(args[0])
-
-    def text(self, args, attrs, pr):
-        return args[0]
-
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", pr.latex_symbol(eqn.out, bar=True)
 
 
 class SumSquares(Op):
@@ -542,7 +547,7 @@ class SumSquares(Op):
         return "", rf"2 {g}\, {pr.latex_symbol(eqn.args[i])}"
 
 
-class Copy(Op):
+class Copy(_ItsArgument):
     """A new array holding ``a``: a gradient the caller may change in place without changing
     a parameter, an input, the cache or another gradient."""
 
@@ -562,15 +567,6 @@ class Copy(Op):
 
     def numpy(self, args, attrs, pr):
         return f"{args[0]}.copy()"
-
-    def latex(self, args, attrs, pr):
-        return pr.latex_name(args[0])
-
-    def text(self, args, attrs, pr):
-        return args[0]
-
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", pr.latex_symbol(eqn.out, bar=True)
 
 
 class Fill(Op):
