@@ -55,6 +55,8 @@ REDUCTIONS = ("mean", "sum")
 class Layer:
     units: int
     activation: str
+    bias: bool = True
+    """Whether the layer adds a bias vector (``bias = false``: Z = A W, as seed 003 writes)."""
 
 
 @dataclass(frozen=True)
@@ -338,8 +340,11 @@ def _network(table: Any, functions: Mapping[str, str]) -> Network:
                 f"must be a table {{ units = ..., activation = ... }}, got {_kind(raw)}",
                 key=lp[:-1],
             )
-        _only_keys(raw, {"units", "activation"}, lp)
+        _only_keys(raw, {"units", "activation", "bias"}, lp)
         units = _int(raw, "units", lp, 1, MAX_UNITS)
+        bias = raw.get("bias", True)
+        if not isinstance(bias, bool):
+            raise SpecError(f"must be true or false, got {_kind(bias)}", key=lp + "bias")
         activation = _string(raw, "activation", lp, required=False) or "identity"
         if activation not in known:
             raise SpecError(
@@ -347,7 +352,7 @@ def _network(table: Any, functions: Mapping[str, str]) -> Network:
                 "(or define it under [functions])",
                 key=lp + "activation",
             )
-        layers.append(Layer(units, activation))
+        layers.append(Layer(units, activation, bias))
     loss = _string(table, "loss", p, required=True)
     if loss not in LOSSES:
         raise SpecError(f"unknown loss '{loss}'; known: {', '.join(LOSSES)}", key=p + "loss")

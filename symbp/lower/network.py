@@ -1,7 +1,8 @@
 """MLP sugar: layers + loss + regularizer → forward Program, in the row-major batch form.
 
 ``Z{l} = A{l-1} @ W{l} + b{l}``, ``A{l} = act(Z{l})``, ``A0 = X`` of shape (m, inputs), as in
-seed 003; the loss divides by m once (seed 002), and L2 adds (l2/2)·Σ‖Wₗ‖², biases excluded.
+seed 003; a layer with ``bias = false`` has no ``b{l}`` (``Z{l} = A{l-1} @ W{l}``, seed 003's
+own form). The loss divides by m once (seed 002), and L2 adds (l2/2)·Σ‖Wₗ‖², biases excluded.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ def _declare(net: Network, name: str, *, with_targets: bool = True) -> Program:
     for i, layer in enumerate(net.layers, start=1):
         w, b = layer_name("W", i), layer_name("b", i)
         variables[w] = Var(w, (fan_in, layer.units), "param", doc=f"layer {i} weights")
-        variables[b] = Var(b, (layer.units,), "param", doc=f"layer {i} biases")
-        params += [w, b]
+        params.append(w)
+        if layer.bias:
+            variables[b] = Var(b, (layer.units,), "param", doc=f"layer {i} biases")
+            params.append(b)
         fan_in = layer.units
     consts = []
     if net.l2 is not None and with_targets:
@@ -91,7 +94,11 @@ def _layers(builder: Builder, net: Network, functions: FunctionTable) -> str:
     for i, layer in enumerate(net.layers, start=1):
         w, b = layer_name("W", i), layer_name("b", i)
         z = builder.emit(
-            "affine", [activation, w, b], {}, name=layer_name("Z", i), exact_name=True
+            "affine" if layer.bias else "matmul",
+            [activation, w, b] if layer.bias else [activation, w],
+            {},
+            name=layer_name("Z", i),
+            exact_name=True,
         )
         if layer.activation == "identity":
             activation = z
