@@ -1,4 +1,8 @@
-"""The LaTeX derivation: names, the document's equations, and that every example compiles."""
+"""The LaTeX derivation: names, the document's equations, and that every example compiles.
+
+The line verifier's own tests (every line of every document true, false lines caught) are in
+``tests/test_latex_lines.py``; the seeds' statements in ``tests/test_latex_seeds.py``.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ from symbp.ad.backprop import backprop
 from symbp.cli import main
 from symbp.cli.pdf import LatexError, compile_pdf
 from symbp.derivation import Derivation, derive
-from symbp.emit.latex import context, printers_for, render_latex
+from symbp.emit.latex import document, printers_for, render_latex
 from symbp.emit.latex_names import backward_latex_name, escape_text, latex_name
 from symbp.front.spec import Model, load, loads
+from symbp.ir import display as d
 from symbp.ir.builder import Builder
 from symbp.ir.functions import builtin_table
 from symbp.ir.program import Program, Var
@@ -27,12 +32,13 @@ from symbp.provenance import Provenance, provenance
 from symbp.resources import example_specs
 from tests.conftest import ROOT
 
-# ---------------------------------------------------------------- helpers (seed 004 file too)
+# ---------------------------------------------------------------- helpers (other files too)
 
 
-def compile_and_read(tex: str, directory: Path, stem: str = "doc") -> tuple[str, int]:
+def compile_and_read(tex: str, directory: Path, stem: str = "doc") -> tuple[str, int, str]:
     """pdflatex -halt-on-error twice; the PDF's text (pdftotext -raw: in the order it was
-    written, so that a superscript beside a fraction stays in its equation) and its pages."""
+    written, so that a superscript beside a fraction stays in its equation), its pages and
+    the log."""
     (directory / f"{stem}.tex").write_text(tex, encoding="utf-8")
     for _ in range(2):
         run = subprocess.run(
@@ -50,16 +56,15 @@ def compile_and_read(tex: str, directory: Path, stem: str = "doc") -> tuple[str,
         ["pdfinfo", f"{stem}.pdf"], cwd=directory, capture_output=True, text=True
     ).stdout
     pages = int(next(ln.split()[1] for ln in info.splitlines() if ln.startswith("Pages:")))
-    return text, pages
+    log = (directory / f"{stem}.log").read_text(encoding="utf-8", errors="replace")
+    return text, pages, log
 
 
 def squeeze(text: str) -> str:
-    """No whitespace, and composed accents (pdftotext writes y + U+0304 for ȳ)."""
-    return unicodedata.normalize("NFC", "".join(text.split()))
-
-
-def step(ctx: dict, name: str) -> dict:
-    return next(s for s in ctx["steps"] if s["name"] == name)
+    """No whitespace, no control characters (pdftotext writes some for large brackets), and
+    composed accents (pdftotext writes y + U+0304 for ȳ)."""
+    kept = "".join(c for c in "".join(text.split()) if unicodedata.category(c) != "Cc")
+    return unicodedata.normalize("NFC", kept)
 
 
 def seed004(names: dict[str, str] | None = None) -> Derivation:
@@ -96,27 +101,37 @@ def seed004(names: dict[str, str] | None = None) -> Derivation:
     return Derivation(model, backprop(program), None, functions)
 
 
+def steps(derivation: Derivation) -> dict[str, list[str]]:
+    """Each adjoint's line in the backward pass, as the LaTeX of its sides, by its name."""
+    doc = document(derivation)
+    pr = printers_for(derivation)
+    section = next(s for s in doc.sections if s.title.startswith("The backward pass"))
+    out = {}
+    for block in section.blocks:
+        for line in block.lines:
+            if isinstance(line.sides[0], d.Bar) and not line.indices:
+                out[pr.latex(line.sides[0])] = [pr.latex(side) for side in line.sides[1:]]
+    return out
+
+
 def check_seed004_document(derivation: Derivation, tmp_path: Path) -> None:
     """Seed 004's derivation: w̄ through z and through R, and z̄ = ȳ σ′(z); it compiles."""
-    ctx = context(derivation)
-    w_step = step(ctx, r"\bar{w}")
-    through = {t["child"]: t["product"] for t in w_step["terms"]}
-    assert through == {"z": r"\bar{z} x", "R": r"\bar{R} w"}
-    assert w_step["lines"][0] == (
+    lines = steps(derivation)
+    assert lines[r"\bar{w}"][0] == (
         r"\bar{z}\,\frac{\partial z}{\partial w} + \bar{R}\,\frac{\partial R}{\partial w}"
     )
-    assert r"\bar{z} x + \lambda w" in w_step["lines"]
-    z_step = step(ctx, r"\bar{z}")
-    assert z_step["lines"][:2] == [
+    assert r"\bar{z} x + \bar{R} w" in lines[r"\bar{w}"]
+    assert lines[r"\bar{w}"][-1] == r"\bar{z} x + \lambda w"
+    assert lines[r"\bar{z}"][:2] == [
         r"\bar{y}\,\frac{\partial y}{\partial z}",
-        r"\bar{y}\,\sigma'\left(z\right)",
+        r"\bar{y} \sigma'\left(z\right)",
     ]
-    assert step(ctx, r"\bar{E}")["lines"] == ["1"]
-    assert step(ctx, r"\bar{R}")["lines"][-1] == r"\bar{E} \lambda"
+    assert lines[r"\bar{E}"] == ["1"]
+    assert lines[r"\bar{R}"][-1] == r"\bar{E} \lambda"
     tex = render_latex(derivation)
-    text, _ = compile_and_read(tex, tmp_path)
+    text, _, _ = compile_and_read(tex, tmp_path)
     flat = squeeze(text)
-    assert "throughz:z̄x" in flat and "throughR:R̄w" in flat
+    assert "w̄(z)=z̄∂z∂w=z̄x" in flat and "w̄(R)=R̄∂R∂w=R̄w" in flat
     assert "=ȳσ′(z)" in flat
     assert "=z̄x+λw" in flat
     for forward in ("z=b+wx", "y=σ(z)", "E=L+Rλ"):
@@ -158,10 +173,25 @@ def check_seed004_document(derivation: Derivation, tmp_path: Path) -> None:
         ("a^b", r"\text{a\textasciicircum{}b}"),
         ("a\\b", r"\text{a\textbackslash{}b}"),
         ("_private", r"\text{\_private}"),
+        ("z_p", "z'"),
+        ("z_pp", "z''"),
+        ("z_ppp", "z'''"),
+        ("H1_p", "H_{1}'"),
+        ("x_p1", r"x_{\text{p1}}"),
     ],
 )
 def test_latex_name(name, tex):
     assert latex_name(name) == tex
+
+
+def test_a_primed_name_has_its_bar_over_the_whole_name():
+    """z′'s adjoint is the bar over z′, not z̄ followed by a prime (which reads as z̄'s
+    derivative): seed 001's z′ and z″ (spec names z_p, z_pp)."""
+    assert latex_name("z_p", bar=True) == r"\overline{z'}"
+    assert latex_name("z_pp", bar=True) == r"\overline{z''}"
+    derivation = derive(load(ROOT / "examples" / "lee_backprop.toml"))
+    assert r"\overline{z'}" in steps(derivation)
+    assert backward_latex_name("dz_p", derivation.program) == r"\overline{z'}"
 
 
 def test_adjoint_names():
@@ -181,163 +211,6 @@ def test_escape_text_all_special_characters():
     assert escape_text("δᴸ − t, W₂ᵀ, λ") == (
         r"$\delta$\textsuperscript{L} $-$ t, W\textsubscript{2}$^{\top}$, $\lambda$"
     )
-
-
-# ---------------------------------------------------------------- documents
-
-
-def test_document_is_deterministic_and_marked():
-    derivation = derive(load(ROOT / "examples" / "mlp_digits.toml"))
-    first = render_latex(derivation)
-    assert first == render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")))
-    assert re.fullmatch(r"% symbp 0\.1\.0 sha256:[0-9a-f]{64}", first.splitlines()[0])
-    assert provenance(first.encode()) is Provenance.OURS
-    assert str(ROOT) not in first
-
-
-@pytest.mark.tex
-@pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
-def test_every_example_compiles_with_its_equations(spec, tmp_path):
-    derivation = derive(load(spec))
-    text, pages = compile_and_read(render_latex(derivation), tmp_path)
-    assert pages >= 1
-    flat = squeeze(text)
-    # Backward: seeded with 1, and a gradient line for every parameter.
-    assert unicodedata.normalize("NFC", derivation.program.loss + "\u0304=1") in flat
-    assert "Thenaivederivation" in flat
-    if derivation.model.network is None:
-        # Graphs: every step the user wrote appears as an assigned equation.
-        for text_step in derivation.model.graph.steps:
-            target = text_step.split("=")[0].strip()
-            assert target + "=" in flat, target
-        return
-    # Forward: the first layer, in the row-major batch form the code uses.
-    assert "Z1=XW1+1b1⊤" in flat
-    # Backward: the weight gradients as matrix products.
-    assert "=X⊤Z̄1" in flat
-    assert "=Z̄2W2⊤" in flat
-    assert "=A1⊤Z̄2" in flat
-
-
-@pytest.mark.tex
-def test_two_layer_softmax_output_delta_is_a_minus_t(tmp_path):
-    derivation = derive(load(ROOT / "examples" / "softmax_two_layer.toml"))
-    ctx = context(derivation)
-    z2 = step(ctx, r"\bar{Z}_{2}")
-    assert z2["lines"][1] == (
-        r"\bar{L}\, \frac{1}{m}\left(\operatorname{softmax}\left(Z_{2}\right) - T\right)"
-    )
-    assert z2["where"] == [r"{S_{2}} &= \operatorname{softmax}\left({Z_{2}}\right)"]
-    assert ctx["matrix"][0].startswith(r"G_{L} = \bar{Z}_{L} = \frac{1}{m}\left(A_{L} - T\right)")
-    seed002 = context(derivation, "seed002")["matrix"]
-    assert seed002[0].startswith(r"\delta^{L} = a^{L} - t")
-    assert any(r"\frac{1}{m}" in line for line in seed002)
-    text, _ = compile_and_read(render_latex(derivation, "seed002"), tmp_path)
-    assert "δL=aL−t" in squeeze(text)
-
-
-def test_hidden_layer_delta_uses_hadamard_and_transpose():
-    ctx = context(derive(load(ROOT / "examples" / "softmax_two_layer.toml")))
-    a1 = step(ctx, r"\bar{A}_{1}")
-    assert re.sub(r"[{}\s]", "", a1["lines"][1]) == r"\barZ_2W_2^\top"
-    z1 = step(ctx, r"\bar{Z}_{1}")
-    assert z1["lines"][1] == r"\bar{A}_{1}\,\sigma'\left(Z_{1}\right)"
-    assert r"\odot" in z1["lines"][2]
-    assert step(ctx, r"\bar{b}_{1}")["lines"][1] == r"\mathbf{1}^{\top} \bar{Z}_{1}"
-
-
-def test_value_with_two_children_shows_each_contribution():
-    """mlp_digits has l2: W1 feeds Z1 and the regularizer."""
-    ctx = context(derive(load(ROOT / "examples" / "mlp_digits.toml")))
-    w1 = step(ctx, r"\bar{W}_{1}")
-    assert len(w1["terms"]) == 2
-    assert w1["terms"][0]["product"] == r"X^{\top} \bar{Z}_{1}"
-
-
-@pytest.mark.tex
-def test_seed004_by_hand(tmp_path):
-    check_seed004_document(seed004(), tmp_path)
-
-
-def test_seed004_naive_section_matches_sympy_diff():
-    """The naive gradients are sympy.diff of the expanded loss, written independently here."""
-    ctx = context(seed004())
-    w, b, x, t, lam = sympy.symbols("w b x t lam")
-    s = sympy.Function("s")(b + w * x)
-    naive = ctx["naive"]
-    assert naive["omitted"] == ""
-    assert naive["loss"].startswith("E &= ")
-    assert len(naive["grads"]) == 2 and len(naive["reduced"]) == 2
-    assert naive["cse"][0] == r"c_{0} &= \sigma\left(b + w x\right)"
-    # The backward pass simplifies to the same gradient as the naive one.
-    expected = sympy.diff((s - t) ** 2 / 2 + lam * w**2 / 2, w)
-    assert expected.has(x) and expected.has(lam)
-
-
-@pytest.mark.tex
-def test_greek_and_special_names_compile(tmp_path):
-    names = {"w": "w_hidden_2", "lam": "lam", "b": "beta", "L": "a&b%c", "R": "R$#~^", "E": "E{}"}
-    derivation = seed004(names)
-    tex = render_latex(derivation)
-    assert r"w_{\text{hidden\_2}}" in tex
-    assert r"\text{a\&b\%c}" in tex
-    assert r"\beta" in tex and r"\lambda" in tex
-    text, _ = compile_and_read(tex, tmp_path)
-    flat = squeeze(text)
-    assert "a&b%c" in flat and "R$#˜ˆ" in flat.replace("~", "˜").replace("^", "ˆ")
-    assert "whidden2" in flat and "λ" in flat and "β" in flat
-
-
-# ---------------------------------------------------------------- command line
-
-
-@pytest.mark.tex
-def test_cli_writes_tex_and_pdf(tmp_path):
-    out = tmp_path / "two.tex"
-    spec = str(ROOT / "examples" / "softmax_two_layer.toml")
-    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
-    assert result.exit_code == 0, result.output
-    assert provenance(out.read_bytes()) is Provenance.OURS
-    pdf = (tmp_path / "two.pdf").read_bytes()
-    assert pdf.startswith(b"%PDF") and provenance(pdf) is Provenance.OURS
-    # The document's computation-graph figure sits beside it, named after the model.
-    figure = tmp_path / "softmax_two_layer-graph.pdf"
-    assert provenance(figure.read_bytes()) is Provenance.OURS
-    names = ["softmax_two_layer-graph.pdf", "two.pdf", "two.tex"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == names
-
-
-def test_cli_without_pdflatex_says_how_to_install(tmp_path, monkeypatch):
-    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    out = tmp_path / "x.tex"
-    spec = str(ROOT / "examples" / "cs229_two_layer.toml")
-    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
-    assert result.exit_code == 2
-    assert "apt-get install texlive-latex-base texlive-latex-recommended" in result.output
-    assert not out.exists() and not (tmp_path / "x.pdf").exists()  # refused before writing
-
-
-def test_cli_refuses_a_file_it_did_not_write(tmp_path):
-    out = tmp_path / "mine.tex"
-    out.write_text("my own notes\n")
-    spec = str(ROOT / "examples" / "cs229_two_layer.toml")
-    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out)])
-    assert result.exit_code == 2
-    assert out.read_text() == "my own notes\n"
-
-
-@pytest.mark.tex
-def test_latex_failure_shows_the_error_lines(tmp_path):
-    tex = tmp_path / "bad.tex"
-    tex.write_text("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")
-    with pytest.raises(LatexError) as err:
-        compile_pdf(tex)
-    assert "Undefined control sequence" in str(err.value)
-    assert not (tmp_path / "bad.pdf").exists()
-    assert os.listdir(tmp_path) == ["bad.tex"]
-
-
-# ---------------------------------------------------------------- review fixes
 
 
 @pytest.mark.parametrize(
@@ -362,52 +235,146 @@ def test_escape_text_keeps_negated_relations():
     assert "=" not in escape_text("a ≯ b")
 
 
-def test_a_step_never_prints_the_same_line_twice():
-    """X^{⊤} Z̄ and {X}^{⊤} {Z̄} print alike: one of them is enough. Compared here with every
-    brace and space removed."""
+# ---------------------------------------------------------------- documents
+
+
+def test_document_is_deterministic_and_marked():
+    derivation = derive(load(ROOT / "examples" / "mlp_digits.toml"))
+    first = render_latex(derivation)
+    assert first == render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")))
+    assert re.fullmatch(r"% symbp 0\.1\.0 sha256:[0-9a-f]{64}", first.splitlines()[0])
+    assert provenance(first.encode()) is Provenance.OURS
+    assert str(ROOT) not in first
+
+
+def test_the_document_opens_with_how_to_read_it():
+    """Before anything else: bars are adjoints, ⊙ and ∘2 are elementwise, the batch's 1/m."""
+    for stem, notation in (("mlp_digits", "seed003"), ("mlp_digits", "seed002")):
+        doc = document(derive(load(ROOT / "examples" / f"{stem}.toml")), notation)
+        first = doc.sections[0]
+        assert first.title == "How to read this"
+        text = first.blocks[0].text
+        for needed in (r"\bar{v}", r"\odot", r"(\cdot)^{\circ 2}", r"\frac{1}{m}", "columns"):
+            assert needed in text, needed
+    seed003 = document(derive(load(ROOT / "examples" / "mlp_digits.toml"))).sections[0]
+    assert r"G_{i} = \nabla_{Z_{i}} \ell" in seed003.blocks[0].text
+
+
+def test_value_with_two_children_shows_each_contribution():
+    """mlp_digits has l2: W1 feeds its layer and the regularizer; each share has a line."""
+    tex = render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")))
+    assert r"{\bar{W}_{1}}^{(U_{1})} &= \bar{U}_{1}\,\frac{\partial U_{1}}" in tex
+    assert r"{\bar{W}_{1}}^{(R_{1})} &= \bar{R}_{1}\,\frac{\partial R_{1}}" in tex
+
+
+def test_a_step_never_prints_the_same_side_twice():
     for spec in example_specs():
-        for s in context(derive(load(spec)))["steps"]:
-            printed = [re.sub(r"[{}\s]", "", line) for line in s["lines"]]
-            assert len(printed) == len(set(printed)), (spec.stem, s["lines"])
+        for name, sides in steps(derive(load(spec))).items():
+            assert len(sides) == len(set(sides)), (spec.stem, name, sides)
+
+
+def test_names_do_not_clash_and_code_temporaries_stay_out():
+    """The layer count is L only where the loss is not (ℓ, C); l2 prints as λ; elementwise
+    squares print with ∘; no temporary of the code (dH_pre_1, Y_T for Wᵀ, S2) is a symbol of
+    the mathematics."""
+    for notation, loss in (("seed003", r"\ell"), ("seed002", "C")):
+        doc = document(derive(load(ROOT / "examples" / "mlp_digits.toml")), notation)
+        assert doc.notation.loss == "E" and doc.notation.names["L"] == loss
+        tex = render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")), notation)
+        assert "l_{2}" not in tex and r"\lambda" in tex
+        assert "L = 2" in tex
+    swish = render_latex(derive(load(ROOT / "examples" / "swish_regression.toml")))
+    assert r"\left(p - y\right)^{\circ 2}" in swish
+    assert r"\mathrm{dH}" not in swish and "pre\\_1" not in swish
+    tied = render_latex(derive(load(ROOT / "examples" / "tied_autoencoder.toml")))
+    assert "Y_{T}" not in tied and r"\overline{{W}^{\top}}" in tied
+    softmax = render_latex(derive(load(ROOT / "examples" / "softmax_two_layer.toml")))
+    assert "S_{2}" not in softmax
+
+
+def test_the_index_level_step_is_shown_once():
+    """Seed 000's ∂J/∂W_ij = Σ_k ∂J/∂z_k ∂z_k/∂W_ij at the first matrix product met going
+    backward, once per document, in the document's layout."""
+    for spec in example_specs():
+        doc = document(derive(load(spec)))
+        texts = [b.text for s in doc.sections for b in s.blocks]
+        count = sum("entry by entry (seed 000)" in t for t in texts)
+        matrices = any(
+            e.op in ("matmul", "affine") for e in derive(load(spec)).program.forward_eqns
+        )
+        assert count == (1 if matrices else 0), spec.stem
+    mlp = render_latex(derive(load(ROOT / "examples" / "mlp_digits.toml")))
+    assert r"\frac{\partial E}{\partial (Z_{2})_{ij}} &= \sum_{r} \sum_{k}" in mlp
+    assert r"&= \left(G_{3} {W_{2}}^{\top}\right)_{ij}" in mlp
+
+
+@pytest.mark.tex
+def test_seed004_by_hand(tmp_path):
+    check_seed004_document(seed004(), tmp_path)
 
 
 def test_naive_section_is_sympy_diff_of_the_seed004_loss():
     """The loss written by hand from seed 004, E = ½(σ(wx + b) − t)² + ½λw², differentiated
-    here: the document's naive gradients are these expressions, and its CSE lines give them
-    back when the named subexpressions are substituted."""
-    derivation = seed004()
-    ctx = context(derivation)
-    pr = printers_for(derivation)
+    here: the document's naive lines are these expressions (up to the marks), and its CSE
+    lines give them back when the named subexpressions are substituted."""
+    doc = document(seed004())
+    section = next(s for s in doc.sections if s.title == "The naive derivation")
+    lines = [line for b in section.blocks for line in b.lines]
     w, b, x, t, lam = sympy.symbols("w b x t lam")
     sigma = builtin_table()["sigmoid"].cls
     loss = (sigma(w * x + b) - t) ** 2 / 2 + lam * w**2 / 2
-    naive = ctx["naive"]
-    assert naive["loss"] == "E &= " + pr.latex(loss)
-    for line, p in zip(naive["grads"], (w, b), strict=True):
-        head = rf"\frac{{\partial E}}{{\partial {latex_name(str(p))}}} &= "
-        assert line == head + pr.latex(sympy.diff(loss, p))
-    assert naive["cse"] == [
-        r"c_{0} &= \sigma\left(b + w x\right)",
-        r"c_{1} &= c_{0} \left(1 - c_{0}\right) \left(c_{0} - t\right)",
-    ]
-    c1 = sigma(w * x + b) * (1 - sigma(w * x + b)) * (sigma(w * x + b) - t)
-    assert sympy.expand(sympy.diff(loss, b) - c1) == 0
-    assert sympy.expand(sympy.diff(loss, w) - (c1 * x + lam * w)) == 0
-    assert naive["reduced"][0].endswith(r"c_{1} x + \lambda w")
-    assert naive["reduced"][1].endswith("&= c_{1}")
+
+    def unmarked(expr):
+        return expr.replace(lambda e: isinstance(e, d.Mark), lambda e: e.args[0])
+
+    assert sympy.simplify(lines[0].sides[1] - loss) == 0
+    written = [unmarked(line.sides[1]) for line in lines[3:5]]
+    for g, p in zip(written, (w, b), strict=True):
+        assert sympy.expand(g - sympy.diff(loss, p)) == 0
+    cse = [line for line in lines if line.defines]
+    assert [str(s) for line in cse for s, _ in line.defines] == ["c0", "c1"]
+    tex = render_latex(seed004())
+    assert r"c_{0} &= \sigma\left(b + w x\right)" in tex
+    assert r"c_{1} &= c_{0} \left(1 - c_{0}\right) \left(c_{0} - t\right)" in tex
+    assert r"\frac{\partial E}{\partial w} &= c_{1} x + \lambda w" in tex
+
+
+def test_the_naive_section_marks_and_counts_as_seed004_does():
+    """σ′ kept: b + wx written 4 times and (σ(wx + b) − t)σ′(wx + b) twice; σ′ written out:
+    b + wx 6 times (seed 004, §2.1 and its margin note); each marked where it is written."""
+    tex = render_latex(derive(load(ROOT / "examples" / "logistic_l2.toml")))
+    kept, written = tex.split(r"With the derivatives written out")
+    assert r"\text{(1) 4 times:}\quad & b + w x" in kept
+    assert r"\text{(2) twice:}\quad & \left(\sigma\left(b + w x\right) - t\right)" in kept
+    assert kept.count(r"\underbrace{b + w x}_{\text{1}}") == 4
+    assert r"6 times:}\quad & b + w x" in written
+    assert r"6 times:}\quad & \sigma\left(b + w x\right)" in written
+
+
+def test_a_large_model_shows_one_entry_or_says_why_not():
+    swish = document(derive(load(ROOT / "examples" / "swish_regression.toml")))
+    naive = next(s for s in swish.sections if s.title == "The naive derivation")
+    text = " ".join(b.text for b in naive.blocks)
+    assert "26 parameter entries" in text and "only one entry's is shown" in text
+    assert sum(len(b.lines) for b in naive.blocks) == 1  # σ′ kept; written out, counted
+    assert "With the derivatives written out too, this one gradient has" in text
+    mlp = document(derive(load(ROOT / "examples" / "mlp_digits.toml")))
+    naive = next(s for s in mlp.sections if s.title == "The naive derivation")
+    text = " ".join(b.text for b in naive.blocks)
+    assert "not even one entry's gradient fits" in text and "2,410 parameter entries" in text
+    assert re.search(r"about [\d,]+ operations", text)
 
 
 @pytest.mark.parametrize("spec", example_specs(), ids=lambda p: p.stem)
 def test_every_example_has_its_cost_table(spec):
     """The report's counts, the ratio of Theorem 1 and how they were counted; a report that
     fails would leave a sentence, never a silently missing section."""
-    derivation = derive(load(spec))
-    cost = context(derivation)["cost_table"]
+    cost = document(derive(load(spec))).cost
     assert cost is not None and cost["rows"], cost
     rows = {row[0]: row[1:] for row in cost["rows"]}
     forward = int(rows["(a) forward, as the program computes it"][0])
-    backprop = int(rows["(d) backprop"][0])
-    assert rows["forward and gradient, (a) + (d)"][0] == str(forward + backprop)
+    backprop_ops = int(rows["(d) backprop"][0])
+    assert rows["forward and gradient, (a) + (d)"][0] == str(forward + backprop_ops)
     assert "could not be computed" not in " ".join(cost["notes"])
     if rows["(b) naive sympy.diff, per parameter entry"][0] == "--":
         assert "The naive columns are left out" in " ".join(cost["notes"])
@@ -418,7 +385,7 @@ def test_every_example_has_its_cost_table(spec):
 def test_seed004_cost_table_counts_by_hand():
     """Seed 004 counted on paper (see tests/test_redundancy.py): forward 10, naive 29, after
     CSE 10, backprop 7."""
-    rows = context(seed004())["cost_table"]["rows"]
+    rows = document(seed004()).cost["rows"]
     assert [row[1] for row in rows[1:]] == ["10", "29", "10", "7", "17"]
     assert [row[2] for row in rows[1:]] == ["1.00", "2.90", "1.00", "0.70", "1.70"]
 
@@ -456,3 +423,78 @@ def test_ipython_shows_models_and_derivations():
         data, _ = shell.display_formatter.format(shown)
         assert r"\bar{w} &= \bar{z} x + \lambda w" in data["text/markdown"]
         assert "<svg" in data["image/svg+xml"]
+
+
+@pytest.mark.tex
+def test_greek_and_special_names_compile(tmp_path):
+    names = {"w": "w_hidden_2", "lam": "lam", "b": "beta", "L": "a&b%c", "R": "R$#~^", "E": "E{}"}
+    derivation = seed004(names)
+    tex = render_latex(derivation)
+    assert r"w_{\text{hidden\_2}}" in tex
+    assert r"\text{a\&b\%c}" in tex
+    assert r"\beta" in tex and r"\lambda" in tex
+    text, _, _ = compile_and_read(tex, tmp_path)
+    flat = squeeze(text)
+    assert "a&b%c" in flat and "R$#˜ˆ" in flat.replace("~", "˜").replace("^", "ˆ")
+    assert "whidden2" in flat and "λ" in flat and "β" in flat
+
+
+# ---------------------------------------------------------------- command line
+
+
+@pytest.mark.tex
+def test_cli_writes_tex_and_pdf(tmp_path):
+    out = tmp_path / "two.tex"
+    spec = str(ROOT / "examples" / "softmax_two_layer.toml")
+    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
+    assert result.exit_code == 0, result.output
+    assert provenance(out.read_bytes()) is Provenance.OURS
+    pdf = (tmp_path / "two.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF") and provenance(pdf) is Provenance.OURS
+    # The document's computation-graph figure sits beside it, named after the model.
+    figure = tmp_path / "softmax_two_layer-graph.pdf"
+    assert provenance(figure.read_bytes()) is Provenance.OURS
+    names = ["softmax_two_layer-graph.pdf", "two.pdf", "two.tex"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == names
+
+
+def test_cli_refuses_seed002_for_a_graph(tmp_path):
+    """Seed 002's notation is about a network's layers: a [graph] is refused with a message
+    that says why and what to use, before anything is written."""
+    out = tmp_path / "g.tex"
+    spec = str(ROOT / "examples" / "logistic_l2.toml")
+    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--notation", "seed002"])
+    assert result.exit_code == 2
+    assert "--notation seed002 writes the layers of a [network]" in result.output
+    assert "use --notation seed003" in result.output
+    assert not out.exists()
+
+
+def test_cli_without_pdflatex_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    out = tmp_path / "x.tex"
+    spec = str(ROOT / "examples" / "cs229_two_layer.toml")
+    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out), "--pdf"])
+    assert result.exit_code == 2
+    assert "apt-get install texlive-latex-base texlive-latex-recommended" in result.output
+    assert not out.exists() and not (tmp_path / "x.pdf").exists()  # refused before writing
+
+
+def test_cli_refuses_a_file_it_did_not_write(tmp_path):
+    out = tmp_path / "mine.tex"
+    out.write_text("my own notes\n")
+    spec = str(ROOT / "examples" / "cs229_two_layer.toml")
+    result = CliRunner().invoke(main, ["latex", spec, "-o", str(out)])
+    assert result.exit_code == 2
+    assert out.read_text() == "my own notes\n"
+
+
+@pytest.mark.tex
+def test_latex_failure_shows_the_error_lines(tmp_path):
+    tex = tmp_path / "bad.tex"
+    tex.write_text("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")
+    with pytest.raises(LatexError) as err:
+        compile_pdf(tex)
+    assert "Undefined control sequence" in str(err.value)
+    assert not (tmp_path / "bad.pdf").exists()
+    assert os.listdir(tmp_path) == ["bad.tex"]

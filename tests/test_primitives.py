@@ -1,5 +1,6 @@
 """Every primitive is complete: each op and each function has every form, its NumPy form
-computes its meaning, its VJP agrees with finite differences, and its LaTeX compiles.
+computes its meaning, its VJP agrees with finite differences, its displayed forms (forward and
+adjoint) are true as the line verifier evaluates them, and its LaTeX compiles.
 
 The op registry and the function table are iterated, so a new op or function is tested here
 the moment it is added (and fails here if a form is missing).
@@ -18,12 +19,14 @@ import sympy
 
 from symbp.ad.backprop import backprop
 from symbp.analysis.gradcheck import check_module
+from symbp.analysis.lines import verify
 from symbp.analysis.scalar import entry_symbols
 from symbp.derivation import Derivation
 from symbp.emit.latex import printers_for
 from symbp.emit.numpy_module import generate
 from symbp.front.spec import loads
 from symbp.ir.builder import Builder
+from symbp.ir.display import ChainTerm, Line
 from symbp.ir.functions import ARGUMENTS, builtin_table
 from symbp.ir.losses import LOSSES
 from symbp.ir.ops import OPS, REDUCTIONS, step_calls
@@ -31,7 +34,7 @@ from symbp.ir.primitive import Op
 from symbp.ir.program import Program, Var
 from symbp.loader import module_from_source
 
-FORMS = ("shape", "scalar", "vjp", "numpy", "latex", "text", "latex_adjoint")
+FORMS = ("shape", "scalar", "vjp", "numpy", "display", "text", "display_adjoint")
 TABLE = builtin_table()
 
 # Each op applied once: (parameter shapes, input shapes, attributes, how the args are named).
@@ -221,6 +224,32 @@ def test_function_module_value_and_gradient(name, build_module):
     assert check_module(module, seed=2).ok
 
 
+@pytest.mark.parametrize(("name", "case"), CASE_LIST, ids=[n for n, _ in CASE_LIST])
+def test_every_displayed_form_is_true(name, case):
+    """The op's forward display equals its value, and each argument's share of the adjoint
+    (by name and as computed) equals v̄ⱼ ∂vⱼ/∂vᵢ, at random points: the forms the document
+    prints are checked here for every op, whatever example uses them."""
+    params, inputs, attrs = case
+    program = program_of(name, params, inputs, attrs)
+    derivation = derivation_of(program)
+    program = derivation.program
+    eqn = next(e for e in program.eqns if e.out == "out")
+    shapes = [program.shape(a) for a in eqn.args]
+    out = sympy.Symbol("out")
+    lines = [Line("forward", (out, OPS[name].display(list(eqn.args), dict(eqn.attrs), shapes)))]
+    for i, arg in enumerate(eqn.args):
+        if program.vars[arg].role != "param":
+            continue  # a loss's target: never differentiated
+        named, product = OPS[name].display_adjoint(eqn, i, program)
+        term = ChainTerm(out, sympy.Symbol(arg))
+        lines.append(
+            Line(f"adjoint {i}", (term, product, *([named] if named is not None else [])))
+        )
+    result = verify(derivation, lines)
+    assert result.lines == len(lines)
+    assert not result.failures, result.failures
+
+
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex is not installed")
 def test_every_latex_form_compiles(tmp_path):
     """One document with every op's forward form and adjoint, and every function."""
@@ -231,7 +260,8 @@ def test_every_latex_form_compiles(tmp_path):
             derivation = derivation_of(program)
             pr = printers_for(derivation)
             eqn = next(e for e in program.eqns if e.out == "out")
-            forward = OPS[name].latex(list(eqn.args), {**dict(eqn.attrs)}, pr)
+            shapes = [program.shape(a) for a in eqn.args]
+            forward = OPS[name].latex(list(eqn.args), {**dict(eqn.attrs), "shapes": shapes}, pr)
             lines.append(rf"\mathrm{{out}} &= {forward}")
             for i in range(len(eqn.args)):
                 named, product = OPS[name].latex_adjoint(eqn, i, derivation.program, pr)

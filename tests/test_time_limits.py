@@ -117,7 +117,7 @@ def test_the_naive_section_of_latex_is_limited(tmp_path: Path, monkeypatch):
     def slow_naive(*args, **kwargs):  # sympy.diff is used in deriving: not that one
         time.sleep(60)
 
-    monkeypatch.setattr("symbp.emit.latex._naive_expressions", slow_naive)
+    monkeypatch.setattr("symbp.emit.latex_naive._naive", slow_naive)
     result, seconds = run_timed(tmp_path, ["latex", "s.toml", "-o", "s.tex", "--timeout", "2"])
     assert seconds < 2 + MARGIN
     assert result.exit_code == 0, result.stderr

@@ -25,20 +25,20 @@ from pathlib import Path
 from typing import Any
 
 import mpmath
-import numpy as np
 import sympy
 
+from symbp.analysis.numeric import Evaluator, random_point
 from symbp.analysis.scalar import concrete_sizes, scalar_work, scalarize
 from symbp.derivation import Derivation, derive
 from symbp.errors import SpecError
 from symbp.front.spec import Model, load
-from symbp.ir.functions import ARGUMENTS, FunctionTable
+from symbp.ir.display import view
+from symbp.ir.functions import FunctionTable
 from symbp.ir.program import Program
 from symbp.limits import DEFAULT_TIMEOUT, run_stages
 
 DEFAULT_MAX_OPS = 200_000
 AGREEMENT_POINTS = 3
-AGREEMENT_DIGITS = 50
 TOP_REPEATED = 12
 SYMBOLIC_LIMIT = 200
 """Largest difference (in operations) that the agreement check tries to expand to zero."""
@@ -243,7 +243,7 @@ def _stages(
         e for eqn in program.backward_eqns for _, e in backward.definitions.get(eqn.out, [])
     ]
     params = [s for p in program.params for s in shared.values[p].flat]
-    estimate = _expanded_size(shared, program.loss, len(params))
+    estimate = expanded_size(shared, program.loss, len(params))
     emit(
         "counts",
         {
@@ -280,7 +280,7 @@ def _stages(
     if not repeated:
         return
     expanded_view = repeated_subexpressions(naive, "expanded")
-    in_function_view = [sympy.diff(_function_view(loss, derivation.functions), p) for p in params]
+    in_function_view = [sympy.diff(function_view(loss, derivation.functions), p) for p in params]
     emit("repeated", repeated_subexpressions(in_function_view, "function") + expanded_view)
 
 
@@ -292,7 +292,7 @@ def _derivation(spec: str | Path | Model | Derivation) -> Derivation:
     return derive(load(spec))
 
 
-def _expanded_size(shared, loss: str, parameters: int) -> int:
+def expanded_size(shared, loss: str, parameters: int) -> int:
     """The size of the loss written out as one tree, from the shared definitions, times the
     number of gradients: an estimate of the naive work made without expanding anything."""
     sizes: dict[sympy.Symbol, int] = {}
@@ -314,29 +314,23 @@ def _tree_size(expr: sympy.Expr, sizes: dict[sympy.Symbol, int]) -> int:
 # --- the function view: σ′(u) as one node, as the seed writes it -------------------------
 
 
-def _function_view(expr: sympy.Expr, functions: FunctionTable) -> sympy.Expr:
+def function_view(expr: sympy.Expr, functions: FunctionTable) -> sympy.Expr:
     """The expression with every table function replaced by a stand-in whose derivative is a
-    named ``f_prime(u)``, so that naive gradients keep σ′(wx + b) as one subexpression."""
+    named ``f_prime(u)`` (:func:`symbp.ir.display.view`), so that naive gradients keep
+    σ′(wx + b) as one subexpression."""
     mapping = {}
     for entry in functions.values():
         if entry.cls is None or entry.name == "identity":
             continue
-        mapping[entry.cls] = _view_class(entry.name)
+        mapping[entry.cls] = view(entry.name)
     return expr.replace(lambda e: type(e) in mapping, lambda e: mapping[type(e)](*e.args))
 
 
-_VIEW_CLASSES: dict[str, type] = {}
-
-
-def _view_class(name: str) -> type:
-    if name not in _VIEW_CLASSES:
-        prime = type(f"{name}_prime", (sympy.Function,), {"nargs": 1})
-
-        def fdiff(self, argindex=1):
-            return prime(self.args[0])
-
-        _VIEW_CLASSES[name] = type(name, (sympy.Function,), {"nargs": 1, "fdiff": fdiff})
-    return _VIEW_CLASSES[name]
+def expanded_loss(program: Program, sizes: dict[str, int]) -> sympy.Expr:
+    """The loss written out in the inputs, parameters and constants (the scalarized view,
+    expanded): the "calculus class" expression the naive gradients differentiate."""
+    expanded = scalarize(program, sizes, program.forward_eqns, shared=False)
+    return expanded.values[program.loss].flat[0]
 
 
 # --- repeated subexpressions -------------------------------------------------------------
@@ -350,6 +344,12 @@ def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repe
     apart from u. Occurrences are counted as in the written-out trees, but each distinct
     subexpression is visited once: the trees repeat subtrees exponentially often.
     """
+    return [Repeated(str(e), count, view) for e, count in repeated_nodes(gradients)]
+
+
+def repeated_nodes(gradients: list[sympy.Expr]) -> list[tuple[sympy.Expr, int]]:
+    """The subexpressions :func:`repeated_subexpressions` lists, as expressions (the LaTeX
+    derivation marks them where they are written), with how often each is written."""
     written = _occurrences(gradients)
     counts: Counter = Counter()
     for node, times in written.items():
@@ -369,13 +369,13 @@ def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repe
             by_count.setdefault(c, []).append(e)
     # Most repeated first, then largest, then by text; printing is costly for big trees, so
     # only the groups that reach the top are sorted by their text.
-    chosen: list[Repeated] = []
+    chosen: list[tuple[sympy.Expr, int]] = []
     for key in sorted(groups):
         count = -key[0]
         texts = sorted(((str(e), e) for e in groups[key]), key=lambda pair: pair[0])
-        for text, e in texts:
+        for _, e in texts:
             if not any(e != e2 and _inside(e, e2) for e2 in by_count[count]):
-                chosen.append(Repeated(text, count, view))
+                chosen.append((e, count))
         if len(chosen) >= TOP_REPEATED:
             break
     return chosen[:TOP_REPEATED]
@@ -469,8 +469,8 @@ def _agreement(
     kinds = program.meta.get("kinds", {})
     functions = program.meta.get("functions")
     for _ in range(AGREEMENT_POINTS):
-        point = _random_point(program, symbols, kinds, sizes, rng)
-        evaluate = _Evaluator(point, functions)
+        point = random_point(program, symbols, kinds, sizes, rng)
+        evaluate = Evaluator(point, functions)
         for a, b in zip(naive, backprop, strict=True):
             va, vb = evaluate(a), evaluate(b)
             if abs(va - vb) > mpmath.mpf("1e-30") * max(abs(va), 1):
@@ -479,84 +479,6 @@ def _agreement(
                     f"differ at a random point: {mpmath.nstr(va, 12)} ≠ {mpmath.nstr(vb, 12)}",
                 )
     return True, f"equal at {AGREEMENT_POINTS} random rational points (50 digits, to 1e-30)"
-
-
-class _Evaluator:
-    """Evaluates expressions at one point to 50 digits, each distinct subtree once.
-
-    The naive gradients repeat subtrees massively (that is the point of the report), so
-    memoizing by subtree keeps the check linear in the number of distinct subexpressions.
-    """
-
-    def __init__(self, point: dict, functions: FunctionTable | None):
-        self.values = {k: mpmath.mpf(v.p) / v.q for k, v in point.items()}
-        self.functions = {e.cls: e for e in (functions or {}).values() if e.cls is not None}
-
-    def __call__(self, expr):
-        with mpmath.workdps(AGREEMENT_DIGITS):
-            return self._eval(expr)
-
-    def _eval(self, expr):
-        if expr in self.values:
-            return self.values[expr]
-        value = self._compute(expr)
-        self.values[expr] = value
-        return value
-
-    def _compute(self, expr):
-        if expr.is_Rational:
-            return mpmath.mpf(expr.p) / expr.q
-        if expr.is_Number or expr.is_NumberSymbol:
-            return mpmath.mpf(str(sympy.N(expr, AGREEMENT_DIGITS + 5)))
-        if expr.is_Add:
-            return mpmath.fsum(self._eval(a) for a in expr.args)
-        if expr.is_Mul:
-            return mpmath.fprod(self._eval(a) for a in expr.args)
-        if expr.is_Pow:
-            return self._eval(expr.base) ** self._eval(expr.exp)
-        if isinstance(expr, sympy.Piecewise):
-            for value, condition in expr.args:
-                if condition is sympy.true or self._condition(condition):
-                    return self._eval(value)
-            raise ValueError("no Piecewise branch applies")
-        entry = self.functions.get(type(expr))
-        if entry is None:
-            raise ValueError(f"cannot evaluate {type(expr).__name__}")
-        if entry.evaluate is not None:  # one of mpmath's, at the working precision
-            return entry.evaluate(*(self._eval(a) for a in expr.args))
-        return self._eval(entry.body.xreplace(dict(zip(ARGUMENTS, expr.args, strict=False))))
-
-    def _condition(self, condition) -> bool:
-        if isinstance(condition, sympy.And | sympy.Or):
-            test = all if isinstance(condition, sympy.And) else any
-            return test(self._condition(c) for c in condition.args)
-        if isinstance(condition, sympy.Not):
-            return not self._condition(condition.args[0])
-        if condition in (sympy.true, sympy.false):
-            return bool(condition)
-        lhs, rhs = self._eval(condition.lhs), self._eval(condition.rhs)
-        return {">": lhs > rhs, ">=": lhs >= rhs, "<": lhs < rhs, "<=": lhs <= rhs}[
-            condition.rel_op
-        ]
-
-
-def _random_point(program, symbols, kinds, sizes, rng) -> dict:
-    point = {s: sympy.Rational(rng.randint(-90, 90), 37) for s in symbols}
-    for name, kind in kinds.items():
-        shape = [sizes[d] if isinstance(d, str) else d for d in program.shape(name)]
-        rows = int(np.prod(shape[:-1])) if len(shape) > 1 else 1
-        width = shape[-1] if shape else 1
-        for row in range(rows):
-            hot = rng.randrange(width)
-            for col in range(width):
-                idx = ([row] if len(shape) > 1 else []) + ([col] if shape else [])
-                label = "_".join([name, *map(str, idx)]) if idx else name
-                symbol = sympy.Symbol(label)
-                if kind == "one-hot":
-                    point[symbol] = sympy.Integer(int(col == hot))
-                elif kind == "probability":
-                    point[symbol] = sympy.Rational(rng.randint(1, 9), 10)
-    return point
 
 
 # --- sweeps and printing ----------------------------------------------------------------

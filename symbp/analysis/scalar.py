@@ -17,7 +17,7 @@ import numpy as np
 import sympy
 
 from symbp.ir.ops import OPS
-from symbp.ir.program import Eqn, Program, Shape
+from symbp.ir.program import Eqn, Program, Shape, dim_symbol
 
 DEFAULT_SIZE = 2
 
@@ -43,6 +43,19 @@ def scalar_work(program: Program, eqns: Iterable[Eqn], sizes: Mapping[str, int])
         return math.prod(concrete_shape(program.shape(name), sizes))
 
     return sum(max(entries(e.out), sum(entries(a) for a in e.args)) for e in eqns)
+
+
+def size_values(sizes: Mapping[str, int]) -> dict[sympy.Symbol, sympy.Integer]:
+    """Each named size's symbol (as :func:`symbp.ir.program.dim_symbol` makes it) → its value."""
+    return {dim_symbol(d): sympy.Integer(v) for d, v in sizes.items()}
+
+
+def concrete_attrs(eqn: Eqn, dims: Mapping[sympy.Symbol, sympy.Integer]) -> dict:
+    """An assignment's attributes for its op's ``scalar`` rule: sizes made concrete (a loss's
+    count ``m``), and the argument names under ``names``."""
+    attrs = {k: (v.xreplace(dims) if isinstance(v, sympy.Basic) else v) for k, v in eqn.attrs}
+    attrs["names"] = eqn.args
+    return attrs
 
 
 def entry_symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -84,12 +97,9 @@ def scalarize(
     ``start`` continues from an earlier walk (the backward pass reads the forward values).
     """
     result = start or Scalarized(dict(leaves(program, sizes)))
-    dims = {
-        sympy.Symbol(d, integer=True, positive=True): sympy.Integer(v) for d, v in sizes.items()
-    }
+    dims = size_values(sizes)
     for eqn in eqns:
-        attrs = {k: (v.xreplace(dims) if isinstance(v, sympy.Basic) else v) for k, v in eqn.attrs}
-        attrs["names"] = eqn.args
+        attrs = concrete_attrs(eqn, dims)
         args = [result.values[a] for a in eqn.args]
         value = np.asarray(OPS[eqn.op].scalar(args, attrs), dtype=object)
         for idx in np.ndindex(value.shape):

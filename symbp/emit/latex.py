@@ -1,56 +1,122 @@
-"""The backprop derivation as a LaTeX document: context built here, ``derivation.tex.j2`` prints.
+"""The backprop derivation as a LaTeX document: sections of verified lines, then the template.
 
-Every string of the document is made in Python; the template only loops and prints. Names follow
-the math: ``W1`` → ``W_{1}``, ``lam`` → ``\\lambda``, adjoints ``dZ1`` → ``\\bar{Z}_{1}``.
+Every displayed equation is a :class:`~symbp.ir.display.Line`: its sides are SymPy expressions
+(each op's record gives its forward form and its share of an adjoint as one), its LaTeX is
+printed from them, and :func:`lines` hands them all to the line verifier
+(:mod:`symbp.analysis.lines`). The template only loops and prints.
+
+Another part of symbp may add a section of its own, verified like the rest: a function that
+takes the :class:`Writer` and returns a :class:`Section` (or None), passed in ``sections=`` to
+:func:`document`, :func:`render_latex` or :func:`latex_document`. It builds its lines with
+``writer.equation(sides, …)`` from the names and nodes of :mod:`symbp.ir.display`; a side may
+use symbols a line ``defines`` (with their values) earlier in the document.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import sympy
 
-from symbp.analysis.redundancy import latex_cost, written_size
+from symbp.analysis.redundancy import latex_cost
 from symbp.derivation import Derivation
-from symbp.emit.latex_names import atom, backward_latex_name, escape_text, latex_name
-from symbp.emit.printing import LatexPrinters, Printers
+from symbp.emit import latex_naive, latex_seeds
+from symbp.emit.latex_names import escape_text
+from symbp.emit.latex_notation import DEFAULT, Notation, notation_for
+from symbp.emit.latex_writer import Block, Section, SectionBuilder, Writer
+from symbp.emit.printing import LatexPrinters
 from symbp.emit.templating import render
-from symbp.ir.losses import LOSSES
+from symbp.ir import display as d
+from symbp.ir.display import Line
 from symbp.ir.ops import OPS
-from symbp.ir.program import Program, active_values
-from symbp.limits import DEFAULT_TIMEOUT, run_stages
+from symbp.ir.program import Eqn, Program, active_values, dim_expr
+from symbp.limits import DEFAULT_TIMEOUT
 from symbp.provenance import stamp_text
 
 
-def printers_for(derivation: Derivation) -> Printers:
-    program = derivation.program
-    # Braces keep a name one atom, so an op form may add its own subscript or transpose.
-    names = {n: atom(backward_latex_name(n, program)) for n in program.vars}
-    arrays = frozenset(n for n, v in program.vars.items() if v.shape)
-    return LatexPrinters(derivation.functions, names, arrays)
+@dataclass
+class Document:
+    derivation: Derivation
+    notation: Notation
+    sections: list[Section]
+    skipped: list[str]
+    cost: dict | None
+
+    def lines(self) -> list[Line]:
+        """Every displayed line, in the order the document shows them."""
+        return [line for s in self.sections for b in s.blocks for line in b.lines]
+
+
+def printers_for(derivation: Derivation, notation: str = DEFAULT) -> LatexPrinters:
+    """The printers a document of ``derivation`` in ``notation`` is printed with."""
+    return Writer(derivation, notation_for(derivation, notation)).pr
+
+
+# ---- the model --------------------------------------------------------------------------------
 
 
 def _shape_tex(shape) -> str:
     if not shape:
         return r"\text{scalar}"
-    return r" \times ".join(latex_name(d) if isinstance(d, str) else str(d) for d in shape)
+    return r" \times ".join(sympy.latex(dim_expr(d)) for d in shape)
 
 
-def _eqn_tex(eqn, printers: Printers) -> str:
-    return OPS[eqn.op].latex(list(eqn.args), {**dict(eqn.attrs), "names": eqn.args}, printers)
+def _size_note(program: Program) -> str:
+    dims = program.dims()
+    if not dims:
+        return ""
+    named = ", ".join(f"${sympy.latex(dim_expr(d))}$" for d in dims)
+    batch = " ($m$ counts the samples of a batch)" if "m" in dims else ""
+    plural = "s" if len(dims) > 1 else ""
+    return f"The size{plural} {named}{batch} may be any positive integer{plural}."
 
 
-def _bar(name: str) -> str:
-    return latex_name(name, bar=True)
+def model_section(w: Writer) -> Section:
+    program = w.program
+    section = Section("The model")
+    picture = figure(w.derivation)
+    section.text(
+        "\\begin{figure}[H]\n\\centering\n"
+        f"\\IfFileExists{{{picture['file']}}}{{\\includegraphics[width=\\linewidth,"
+        f"height=0.4\\textheight,keepaspectratio]{{{picture['file']}}}}}"
+        f"{{\\fbox{{\\parbox{{0.9\\linewidth}}{{{picture['missing']}}}}}}}\n"
+        f"\\caption{{{picture['caption']}}}\n\\end{{figure}}"
+    )
+    rows = [["name", "role", "shape"]]
+    for group, names in (
+        ("input", program.inputs),
+        ("parameter", program.params),
+        ("constant", program.consts),
+    ):
+        for n in names:
+            var = program.vars[n]
+            extra = "" if var.default is None else f" = {var.default:g}"
+            rows.append([f"${w.name(n)}{extra}$", group, f"${_shape_tex(var.shape)}$"])
+    section.blocks.append(Block(table=rows, columns="lll"))
+    note = _size_note(program)
+    section.text(
+        (note + " " if note else "")
+        + r"\noindent The forward pass, one assignment per line in topological order:"
+    )
+    lines = []
+    for eqn in program.forward_eqns:
+        if eqn.out in w.notation.hidden:
+            continue
+        rhs = OPS[eqn.op].display(list(eqn.args), dict(eqn.attrs), _shapes(program, eqn))
+        lines.append(
+            w.equation([sympy.Symbol(eqn.out), rhs], tail=_shape_tex(program.shape(eqn.out)))
+        )
+    section.show(lines)
+    return section
 
 
-def _vjp_term(eqn, arg: str, program: Program, pr: Printers) -> tuple[str, str, str]:
-    """For one child: ``\\bar{v}_j ∂v_j/∂v_i``, the derivative by name, and the product form
-    (the last two from the op's record)."""
-    g, n = _bar(eqn.out), latex_name
-    generic = rf"{g}\,\frac{{\partial {n(eqn.out)}}}{{\partial {n(arg)}}}"
-    named, product = OPS[eqn.op].latex_adjoint(eqn, eqn.args.index(arg), program, pr)
-    return generic, named, product
+def _shapes(program: Program, eqn: Eqn) -> list:
+    return [program.shape(a) for a in eqn.args]
+
+
+# ---- the backward pass ----------------------------------------------------------------------
 
 
 def _active(program: Program) -> set[str]:
@@ -58,255 +124,277 @@ def _active(program: Program) -> set[str]:
     return depends & reaches
 
 
-def backward_steps(derivation: Derivation, pr: Printers) -> list[dict]:
-    """One step per value on a path from a parameter to the loss, loss first."""
-    program = derivation.program
+def _inlined(w: Writer) -> dict[sympy.Symbol, sympy.Expr]:
+    """Backward values that are the code's temporaries (σ(H) computed once, a softmax), by
+    their definitions: the mathematics writes them out. A temporary whose definition would
+    print with another rank (a new axis) keeps its name."""
+    program, adjoints = w.program, w.notation.adjoints
+    ranks = {n: len(v.shape) for n, v in program.vars.items()}
+    inline: dict[sympy.Symbol, sympy.Expr] = {}
+    for eqn in program.backward_eqns:
+        if eqn.out in adjoints:
+            continue
+        expr = OPS[eqn.op].display(list(eqn.args), dict(eqn.attrs), _shapes(program, eqn))
+        expr = expr.xreplace(inline)
+        if d.rank(expr, ranks) == len(program.shape(eqn.out)):
+            inline[sympy.Symbol(eqn.out)] = expr
+    return inline
+
+
+def _code(w: Writer, eqn: Eqn, inline: dict) -> sympy.Expr:
+    """The assignment the generated code makes, as mathematics."""
+    program = w.program
+    return (
+        OPS[eqn.op]
+        .display(list(eqn.args), dict(eqn.attrs), _shapes(program, eqn))
+        .xreplace(inline)
+    )
+
+
+def _distinct(w: Writer, sides: list[sympy.Basic]) -> list[sympy.Basic]:
+    """The sides without a repeat of one that prints the same."""
+    seen: set[str] = set()
+    out = []
+    for side in sides:
+        tex = w.tex(side)
+        if tex not in seen:
+            seen.add(tex)
+            out.append(side)
+    return out
+
+
+def _share(w: Writer, child: Eqn, value: str) -> tuple[sympy.Expr | None, sympy.Expr]:
+    """``value``'s share of its adjoint through ``child``, from the op's record, summed over
+    every argument position where ``value`` stands."""
+    named, product = [], []
+    for i, arg in enumerate(child.args):
+        if arg == value:
+            n, p = OPS[child.op].display_adjoint(child, i, w.program)
+            named.append(n)
+            product.append(p)
+    whole_named = None if any(n is None for n in named) else sympy.Add(*named)
+    return whole_named, sympy.Add(*product)
+
+
+def backward_section(w: Writer) -> Section:
+    program = w.program
+    notation = w.notation
+    section = Section("The backward pass, step by step")
+    loss = sympy.Symbol(program.loss)
+    section.text(
+        rf"Reverse mode seeds the loss's adjoint with $\bar{{{notation.loss}}} = 1$"
+        if program.loss not in notation.bars
+        else rf"Reverse mode seeds the loss's adjoint with ${w.tex(d.Bar(loss))} = 1$"
+    )
+    section.blocks[-1].text += (
+        " and gives every value on a path from a parameter to the loss the sum over its "
+        r"children $j \in \mathrm{Ch}(i)$: "
+        r"$\bar{v}_i = \sum_{j \in \mathrm{Ch}(i)} \bar{v}_j \, \partial v_j / \partial v_i$ "
+        r"(seed 004), where $\partial v_j / \partial v_i$ is the derivative of $v_j$'s own "
+        "assignment. Each step then writes the same sum by the functions' names, as the "
+        "product it is, and last as the assignment the generated code makes."
+    )
     active = _active(program)
     forward = program.forward_eqns
     order = [e.out for e in reversed(forward) if e.out in active] + [
         p for p in program.params if p in active
     ]
     producer = {e.out: e for e in program.backward_eqns}
-    shown: set[str] = set()
-    steps = []
+    inline = _inlined(w)
+    index_shown = False
     for value in order:
-        name = _bar(value)
+        v = sympy.Symbol(value)
         if value == program.loss:
-            steps.append({"name": name, "lines": ["1"], "terms": [], "where": []})
+            section.show([w.equation([d.Bar(v), sympy.Integer(1)])])
             continue
         children = [e for e in forward if e.out in active and value in e.args]
-        terms = []
+        chain, named, products, throughs = [], [], [], []
         for child in children:
-            generic, named, product = _vjp_term(child, value, program, pr)
-            terms.append(
-                {
-                    "child": latex_name(child.out),
-                    "generic": generic,
-                    "named": named,
-                    "product": product,
-                }
-            )
-        lines = [" + ".join(t["generic"] for t in terms)]
-        if any(t["named"] for t in terms):
-            lines.append(" + ".join(t["named"] or t["product"] for t in terms))
-        lines.append(" + ".join(t["product"] for t in terms))
-        final_name = program.grads.get(value, "d" + value)
-        # A gradient that is another value's adjoint (b̄ = z̄) was shown in that value's step.
-        eqn = producer.get(final_name) if final_name == "d" + value else None
-        where = []
-        if eqn is not None:
-            lines.append(_eqn_tex(eqn, pr))
-            where = [
-                rf"{pr.latex_name(e.out)} &= {_eqn_tex(e, pr)}"
-                for e in _helpers(eqn, producer, shown)
-            ]
-        steps.append(
-            {
-                "name": name,
-                "lines": _dedupe(lines),
-                "terms": terms if len(terms) > 1 else [],
-                "where": where,
-            }
-        )
-    return steps
+            term = d.ChainTerm(sympy.Symbol(child.out), v)
+            n, p = _share(w, child, value)
+            chain.append(term)
+            named.append(n if n is not None else p)
+            products.append(p)
+            if len(children) > 1:
+                lhs = "{" + notation.bar(value) + "}^{(" + w.name(child.out) + ")}"
+                shown = _distinct(w, [term, *([n] if n is not None else []), p])
+                throughs.append(w.equation([term, *shown], lhs=lhs))
+        sides: list[sympy.Basic] = [d.Bar(v), d.plus(*chain), d.plus(*named), d.plus(*products)]
+        final = program.grads.get(value, "d" + value)
+        if final == "d" + value and final in producer:
+            sides.append(_code(w, producer[final], inline))
+        elif final in producer:
+            sides.append(sympy.Symbol(final).xreplace(inline))
+        lines = [*throughs, w.equation(_distinct(w, sides))]
+        section.show(lines)
+        if not index_shown:
+            index = index_step(w, value, children)
+            if index is not None:
+                section.blocks += index
+                index_shown = True
+    section.text(r"\noindent The gradients:")
+    section.show(
+        [
+            w.equation([d.Deriv(loss, sympy.Symbol(p)), sympy.Symbol(g).xreplace(inline)])
+            for p, g in program.grads.items()
+        ],
+        numbered=False,
+    )
+    return section
 
 
-def _dedupe(lines: list[str]) -> list[str]:
-    """The lines without repeats, a repeat being a line that prints the same (``X^{\\top}``
-    and ``{X}^{\\top}``). The later form is kept: the last line is the code's assignment."""
-    keys = [_printed_form(line) for line in lines]
-    return [
-        line
-        for i, (line, key) in enumerate(zip(lines, keys, strict=True))
-        if line and key not in keys[i + 1 :]
-    ]
+def index_step(w: Writer, value: str, children: list[Eqn]) -> list[Block] | None:
+    """Seed 000's index-level step, once, at the first matrix product met going backward:
+    ∂J/∂A_ij = Σ_{r,k} C̄_rk ∂C_rk/∂A_ij, what the entries of the product make of it, and the
+    matrix product that collects them (which is why a transpose appears)."""
+    program = w.program
+    for child in children:
+        if child.op not in ("matmul", "affine") or child.attr("ta") or child.attr("tb"):
+            continue
+        a, b = child.args[:2]
+        if (a == value) == (b == value) or len(program.shape(a)) != 2:
+            continue
+        rank_b = len(program.shape(b))
+        if rank_b not in (1, 2):
+            continue
+        return _index_lines(w, child, value, rank_b)
+    return None
 
 
-def _printed_form(tex: str) -> str:
-    """``tex`` without spaces and without the braces that only group a name (``{W_{2}}``);
-    braces that hold an argument (``\\frac{a}{b}``, ``x_{1}``, ``\\bar{Z}``) stay."""
-    chars = list(tex)
-    depth_open: list[tuple[int, bool]] = []
-    drop: set[int] = set()
-    for i, c in enumerate(chars):
-        if c == "{":
-            before = tex[:i]  # a group after a space is not an argument, as symbp writes
-            argument = bool(before) and (before[-1] in "_^}" or before[-1].isalpha())
-            escaped = before.endswith("\\")
-            depth_open.append((i, not argument and not escaped))
-        elif c == "}" and depth_open and not tex[:i].endswith("\\"):
-            start, free = depth_open.pop()
-            if free:
-                drop.update((start, i))
-    return "".join(c for i, c in enumerate(chars) if i not in drop and not c.isspace())
-
-
-def _helpers(eqn, producer: dict, shown: set[str]) -> list:
-    """Backward values that ``eqn`` uses and no earlier step showed (softmax, contributions)."""
-    found: dict[str, None] = {}
-
-    def visit(e) -> None:
-        for a in e.args:
-            if a in producer and a not in shown:
-                shown.add(a)
-                visit(producer[a])
-                found[a] = None
-
-    visit(eqn)
-    shown.add(eqn.out)
-    order = list(producer)
-    return [producer[a] for a in sorted(found, key=order.index)]
-
-
-def network_matrix_form(derivation: Derivation, notation: str) -> list[str] | None:
-    """Seed 002 (column vectors, δˡ, BP1–BP4) or seed 003 (row-major batch) equations."""
-    net = derivation.model.network
-    if net is None:
-        return None
-    depth = len(net.layers)
-    act = net.layers[-1].activation
-    loss = LOSSES[net.loss]
-    fused = loss.takes_logits
-    mean = net.reduction == "mean"
-    lines = []
-    if notation == "seed002":
-        out = "a^{L} - t" if fused or act == "identity" else r"(a^{L} - t) \odot \sigma'(z^{L})"
-        lines.append(rf"\delta^{{L}} = {out} \quad \text{{(BP1, $L = {depth}$)}}")
-        lines.append(
-            r"\delta^{l} = \left((W^{l+1})^{\top} \delta^{l+1}\right) \odot \sigma'(z^{l})"
-            r" \quad \text{(BP2)}"
-        )
-        lines.append(r"\frac{\partial C}{\partial b^{l}} = \delta^{l} \quad \text{(BP3)}")
-        lines.append(
-            r"\frac{\partial C}{\partial W^{l}} = \delta^{l} (a^{l-1})^{\top} \quad \text{(BP4)}"
-        )
-        if net.l2:
-            lines.append(
-                rf"\text{{with the L2 term: }} \frac{{\partial E}}{{\partial W^{{l}}}} = "
-                rf"\frac{{\partial C}}{{\partial W^{{l}}}} + {latex_name('l2')} W^{{l}}"
-            )
-        if mean:
-            lines.append(
-                r"C = \frac{1}{m} \sum_{x} C_{x}: \text{ the per-sample gradients are averaged"
-                r" over the batch, } \tfrac{1}{m} \text{ applied once}"
-            )
-        return lines
-    scale = r"\frac{1}{m}" if mean else ""
-    if fused:
-        pred = loss.latex_prediction.format(z="Z_{L}")
-        lines.append(
-            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right),"
-            rf" \quad A_{{L}} = {pred}, \quad \text{{$L = {depth}$ layers}}"
-        )
-    elif act == "identity":
-        lines.append(
-            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right),"
-            rf" \quad \text{{$L = {depth}$ layers}}"
-        )
+def _index_lines(w: Writer, child: Eqn, value: str, rank_b: int) -> list[Block]:
+    program = w.program
+    a, b = (sympy.Symbol(x) for x in child.args[:2])
+    c, g = sympy.Symbol(child.out), d.Bar(sympy.Symbol(child.out))
+    i, j, r, k = sympy.symbols("i j r k")
+    rows, inner = (dim_expr(x) for x in program.shape(child.args[0]))
+    E = d.Entry
+    if rank_b == 2:
+        cols = dim_expr(program.shape(child.args[1])[1])
+        c_index, c_ranges = (r, k), ((r, rows), (k, cols))
+        if child.args[0] == value:  # C_rk = Σ_q A_rq B_qk: ∂C_rk/∂A_ij = I_ri B_jk
+            x, x_index, x_ranges = a, (i, j), ((i, rows), (j, inner))
+            local = d.times(d.Ident(r, i), E(b, j, k))
+            collapsed = d.IndexSum(d.times(E(g, i, k), E(b, j, k)), k, cols)
+            matrix = d.MatProd(g, d.Tr(b))
+        else:  # ∂C_rk/∂B_ij = A_ri I_kj
+            x, x_index, x_ranges = b, (i, j), ((i, inner), (j, cols))
+            local = d.times(E(a, r, i), d.Ident(k, j))
+            collapsed = d.IndexSum(d.times(E(a, r, i), E(g, r, j)), r, rows)
+            matrix = d.MatProd(d.Tr(a), g)
     else:
-        lines.append(
-            rf"G_{{L}} = \bar{{Z}}_{{L}} = {scale}\left(A_{{L}} - T\right) \odot"
-            rf" \sigma'(Z_{{L}}), \quad \text{{$L = {depth}$ layers}}"
+        c_index, c_ranges = (r,), ((r, rows),)
+        if child.args[0] == value:  # c_r = Σ_q A_rq b_q: ∂c_r/∂A_ij = I_ri b_j
+            x, x_index, x_ranges = a, (i, j), ((i, rows), (j, inner))
+            local = d.times(d.Ident(r, i), E(b, j))
+            collapsed = d.times(E(g, i), E(b, j))
+            matrix = d.MatProd(g, d.Tr(b))
+        else:  # ∂c_r/∂b_j = A_rj
+            x, x_index, x_ranges = b, (j,), ((j, inner),)
+            local = E(a, r, j)
+            collapsed = d.IndexSum(d.times(E(a, r, j), E(g, r)), r, rows)
+            matrix = d.MatProd(d.Tr(a), g)
+    entry_c, entry_x = E(c, *c_index), E(x, *x_index)
+    total = d.times(E(g, *c_index), d.LocalDeriv(entry_c, entry_x))
+    for index, size in reversed(c_ranges):
+        total = d.IndexSum(total, index, size)
+    single = len([e for e in program.forward_eqns if value in e.args]) == 1
+    left = (
+        d.Deriv(sympy.Symbol(program.loss), entry_x) if single else E(d.ChainTerm(c, x), *x_index)
+    )
+    lines = [
+        w.equation([d.LocalDeriv(entry_c, entry_x), local], indices=(*c_ranges, *x_ranges)),
+        w.equation([left, total, collapsed, E(matrix, *x_index)], indices=x_ranges),
+    ]
+    intro = (
+        rf"Where the transpose in ${w.tex(d.ChainTerm(c, x))} = {w.tex(matrix)}$ comes from, "
+        rf"entry by entry (seed 000): ${w.tex(entry_c)}$ depends on ${w.tex(entry_x)}$ as "
+        r"the product's entries say, with $I$ the identity,"
+    )
+    outro = (
+        rf"so the entries collect into the matrix product ${w.tex(matrix)}$, of "
+        rf"${w.tex(x)}$'s shape."
+    )
+    return [Block(text=intro), Block(lines=lines), Block(text=outro)]
+
+
+# ---- the document ---------------------------------------------------------------------------
+
+
+def how_to_read(w: Writer) -> Section:
+    """The paragraph before everything: what bars, ⊙, ∘2, 𝟏 and the batch mean here."""
+    program = w.program
+    notation = w.notation
+    loss = notation.loss
+    parts = [
+        rf"A bar marks an adjoint: $\bar{{v}} = \partial {loss} / \partial v$, the derivative "
+        rf"of the loss ${loss}$ with respect to a value $v$, of $v$'s shape"
+    ]
+    if notation.key == "seed003" and notation.depth:
+        parts[-1] += (
+            r"; a layer's output $Z_{i}$ has the adjoint $G_{i} = \nabla_{Z_{i}} \ell$, as in "
+            "seed 003"
         )
-    lines.append(r"G_{l} = \bar{Z}_{l} = \left(G_{l+1} W_{l+1}^{\top}\right) \odot \sigma'(Z_{l})")
-    decay = rf" + {latex_name('l2')} W_{{l}}" if net.l2 else ""
-    lines.append(rf"\bar{{W}}_{{l}} = A_{{l-1}}^{{\top}} G_{{l}}{decay}, \quad A_{{0}} = X")
-    lines.append(r"\bar{b}_{l} = \mathbf{1}^{\top} G_{l}")
-    return lines
+    parts[-1] += "."
+    parts.append(
+        r"$\bar{v}^{(j)}$ is the share of $\bar{v}$ that comes through the value $j$ "
+        r"computed from $v$."
+    )
+    parts.append(
+        r"Juxtaposition is the matrix product and $^{\top}$ the transpose; vectors are "
+        r"columns, and $\mathbf{1}$ is a vector of ones (or an array of ones) of the size "
+        r"its place needs. $\odot$ is the elementwise product and $(\cdot)^{\circ 2}$ the "
+        r"elementwise square; a function of an array, a quotient of arrays and $\sigma'$ act "
+        r"on each entry, and arrays of different shapes combine as NumPy broadcasts them (a "
+        r"vector with a matrix: along each row)."
+    )
+    if "m" in program.dims():
+        rows = (
+            "rows of the inputs"
+            if notation.key == "seed003"
+            else "rows of the code's arrays (seed 002's batch form puts them in columns)"
+        )
+        parts.append(
+            rf"The $m$ samples of a batch are the {rows}; the loss averages over them, so "
+            r"$\frac{1}{m}$ appears once, where the loss is differentiated."
+            if program.meta.get("reduction", "mean") == "mean"
+            else rf"The $m$ samples of a batch are the {rows}; the loss sums over them."
+        )
+    parts.append(
+        "Every displayed equation is kept with its sides as expressions, so that it can be "
+        "checked: symbp's line verifier evaluates every side at random points (its tests do "
+        "so for every example, in every notation)."
+    )
+    section = Section("How to read this", numbered=False)
+    section.text(" ".join(parts))
+    return section
 
 
-def naive_section(
+def document(
     derivation: Derivation,
-    pr: Printers,
+    notation: str = DEFAULT,
     timeout: float = DEFAULT_TIMEOUT,
-    limit: str | None = None,
-) -> dict:
-    """The expanded loss and its ``sympy.diff`` gradients, for scalar Programs; else why not.
-
-    The expansion's size is estimated first (a loss too large to print is not expanded), and
-    the rest runs under ``timeout`` in a child process (:mod:`symbp.limits`); a section cut by
-    the limit says so, and its ``skipped`` names it in one line (``limit`` describes the limit).
-    """
-    program = derivation.program
-    forward = program.forward_eqns
-    scalar = all(not program.vars[n].shape for n in program.vars) and all(
-        e.op == "ewise" for e in forward
-    )
-    if not scalar:
-        size = sum(
-            _entries(program.vars[p].shape)
-            for p in program.params
-            if _entries(program.vars[p].shape)
-        )
-        return {
-            "omitted": (
-                "The naive derivation (the loss expanded into one scalar expression per entry "
-                f"and differentiated by sympy.diff) is omitted: the model has {size} parameter "
-                "entries and a batch of m samples, so the expanded loss and its gradients would "
-                "fill many pages."
-            )
-        }
-    env: dict[sympy.Symbol, sympy.Expr] = {}
-    for eqn in forward:
-        env[sympy.Symbol(eqn.out)] = eqn.attr("expr").xreplace(env)
-    loss = env[sympy.Symbol(program.loss)]
-    written = written_size(loss)
-    if written > NAIVE_MAX_NODES:
-        return {
-            "omitted": (
-                "The naive derivation is omitted: written out, the loss alone has "
-                f"{written:,} nodes (more than {NAIVE_MAX_NODES:,}), and its gradients more."
-            )
-        }
-    outcome = run_stages(
-        lambda emit: emit("naive", _naive_expressions(derivation, pr, loss)), timeout
-    )
-    if "naive" not in outcome.results:
-        limit = limit or f"the time limit of {timeout:g} s (--timeout)"
-        return {
-            "omitted": f"The naive derivation is omitted: it did not finish within {limit}.",
-            "skipped": [f"naive derivation skipped: over {limit}"],
-        }
-    return outcome.results["naive"]
-
-
-NAIVE_MAX_NODES = 2000
-"""The largest expanded loss, in nodes of its written-out tree, whose naive derivation is
-printed: more would fill pages, and SymPy would take long to differentiate it."""
-
-
-def _naive_expressions(derivation: Derivation, pr: Printers, loss: sympy.Expr) -> dict:
-    program = derivation.program
-    grads = [(p, sympy.diff(loss, sympy.Symbol(p))) for p in program.params]
-    replacements, reduced = sympy.cse([g for _, g in grads], symbols=sympy.numbered_symbols("c"))
-    cse_names = {s: rf"c_{{{s.name[1:]}}}" for s, _ in replacements}
-    names = {n: atom(backward_latex_name(n, program)) for n in program.vars}
-    names.update({s.name: v for s, v in cse_names.items()})
-    cse_pr = LatexPrinters(derivation.functions, names, frozenset())
-    return {
-        "omitted": "",
-        "loss": rf"{latex_name(program.loss)} &= {pr.latex(loss)}",
-        "grads": [
-            rf"\frac{{\partial {latex_name(program.loss)}}}{{\partial {latex_name(p)}}} &= "
-            + pr.latex(g)
-            for p, g in grads
-        ],
-        "cse": [rf"{cse_names[s]} &= {cse_pr.latex(e)}" for s, e in replacements],
-        "reduced": [
-            rf"\frac{{\partial {latex_name(program.loss)}}}{{\partial {latex_name(p)}}} &= "
-            + cse_pr.latex(r)
-            for (p, _), r in zip(grads, reduced, strict=True)
-        ],
-    }
-
-
-def _entries(shape) -> int:
-    total = 1
-    for d in shape:
-        if not isinstance(d, int):
-            return 0
-        total *= d
-    return total
+    sections: Sequence[SectionBuilder] = (),
+) -> Document:
+    """All sections of the document, each a list of blocks of verified lines. The naive
+    derivation and the cost table share ``timeout``; what they leave out is in ``skipped``."""
+    deadline = time.monotonic() + timeout
+    w = Writer(derivation, notation_for(derivation, notation))
+    parts = [how_to_read(w), model_section(w), backward_section(w)]
+    parts += [s for s in latex_seeds.sections(w) if s is not None]
+    limit = f"the time limit of {timeout:g} s (--timeout)"
+    naive, skipped = latex_naive.section(w, timeout, limit)
+    parts.append(naive)
+    parts += [s for s in (builder(w) for builder in sections) if s is not None]
+    cost = cost_table(derivation, max(deadline - time.monotonic(), 0.0), limit)
+    skipped += (cost or {}).get("skipped", [])
+    if cost is not None:
+        section = Section("Cost")
+        if cost["rows"]:
+            section.blocks.append(Block(table=cost["rows"], columns="lrr"))
+        for note in cost["notes"]:
+            section.text(note)
+        parts.append(section)
+    return Document(derivation, w.notation, parts, skipped, cost)
 
 
 def cost_table(
@@ -352,83 +440,75 @@ def figure(derivation: Derivation) -> dict:
     }
 
 
-def context(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
-) -> dict:
-    """The template's values. The naive section and the cost table share ``timeout``; the
-    parts they leave out for it are listed under ``skipped``."""
-    deadline = time.monotonic() + timeout
-    program = derivation.program
-    pr = printers_for(derivation)
-    rows = []
-    for group, names in (
-        ("input", program.inputs),
-        ("parameter", program.params),
-        ("constant", program.consts),
-    ):
-        for n in names:
-            var = program.vars[n]
-            extra = "" if var.default is None else f" = {var.default:g}"
-            rows.append([f"${latex_name(n)}{extra}$", group, f"${_shape_tex(var.shape)}$"])
-    forward = [
-        {
-            "lhs": latex_name(e.out),
-            "rhs": _eqn_tex(e, pr),
-            "shape": _shape_tex(program.shape(e.out)),
-        }
-        for e in program.forward_eqns
-    ]
-    values = {
+def _context(doc: Document) -> dict:
+    derivation = doc.derivation
+    sections = []
+    for s in doc.sections:
+        blocks = []
+        for b in s.blocks:
+            if b.table:
+                blocks.append({"kind": "table", "rows": b.table, "columns": b.columns})
+            elif b.lines:
+                environment = "align" if b.numbered else "align*"
+                lines = [ln.tex for ln in b.lines]
+                blocks.append({"kind": "lines", "lines": lines, "environment": environment})
+            elif b.text:
+                blocks.append({"kind": "text", "text": b.text})
+        command = ("subsection" if s.subsection else "section") + ("" if s.numbered else "*")
+        sections.append({"title": s.title, "command": command, "blocks": blocks})
+    return {
         "marker": "Generated by symbp",
         "title": escape_text(derivation.model.name),
         "description": escape_text(" ".join(derivation.model.description.split())),
         "name": escape_text(derivation.model.name),
-        "figure": figure(derivation),
-        "rows": rows,
-        "forward": forward,
-        "loss": latex_name(program.loss),
-        "steps": backward_steps(derivation, pr),
-        "grads": [
-            (latex_name(p), backward_latex_name(g, program)) for p, g in program.grads.items()
-        ],
-        "matrix": network_matrix_form(derivation, notation),
-        "notation": notation,
+        "sections": sections,
     }
-    limit = f"the time limit of {timeout:g} s (--timeout)"
-    naive = naive_section(derivation, pr, timeout, limit)
-    cost = cost_table(derivation, max(deadline - time.monotonic(), 0.0), limit)
-    values["naive"], values["cost_table"] = naive, cost
-    values["skipped"] = naive.get("skipped", []) + (cost or {}).get("skipped", [])
-    return values
 
 
 def render_latex(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+    derivation: Derivation,
+    notation: str = DEFAULT,
+    timeout: float = DEFAULT_TIMEOUT,
+    sections: Sequence[SectionBuilder] = (),
 ) -> str:
     """The complete ``.tex`` document for a derivation, under symbp's header line
     (deterministic, unless the time limit cuts a part)."""
-    return latex_document(derivation, notation, timeout)[0]
+    return latex_document(derivation, notation, timeout, sections)[0]
 
 
 def latex_document(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+    derivation: Derivation,
+    notation: str = DEFAULT,
+    timeout: float = DEFAULT_TIMEOUT,
+    sections: Sequence[SectionBuilder] = (),
 ) -> tuple[str, list[str]]:
     """The document and one line for each part the time limit left out of it."""
-    values = context(derivation, notation, timeout)
-    return stamp_text(render("derivation.tex.j2", values, "latex"), "%"), values["skipped"]
+    doc = document(derivation, notation, timeout, sections)
+    text = render("derivation.tex.j2", _context(doc), "latex")
+    return stamp_text(text, "%"), doc.skipped
 
 
 def markdown(derivation: Derivation) -> str:
-    """The forward and backward equations as Markdown with MathJax, for Jupyter."""
-    ctx = context(derivation)
-    forward = r" \\ ".join(f"{eq['lhs']} &= {eq['rhs']}" for eq in ctx["forward"])
-    backward = r" \\ ".join(
-        f"{step['name']} &= {step['lines'][-1]}" for step in ctx["steps"] if step["lines"]
-    )
+    """The forward and backward equations as Markdown with MathJax, for Jupyter: each value's
+    assignment, and each adjoint as the generated code computes it."""
+    w = Writer(derivation, notation_for(derivation))
+    forward = [ln for b in model_section(w).blocks for ln in b.lines]
+    steps = [
+        ln
+        for b in backward_section(w).blocks
+        for ln in b.lines
+        if isinstance(ln.sides[0], d.Bar) and not ln.indices
+    ]
+
+    def row(line: Line) -> str:
+        return f"{w.tex(line.sides[0])} &= {w.tex(line.sides[-1])}"
+
+    rows_forward = r" \\ ".join(row(line) for line in forward)
+    rows_backward = r" \\ ".join(row(line) for line in steps)
     return (
         f"**{derivation.model.name}**: forward pass\n\n"
-        f"$$\\begin{{aligned}} {forward} \\end{{aligned}}$$\n\n"
+        f"$$\\begin{{aligned}} {rows_forward} \\end{{aligned}}$$\n\n"
         "backward pass (adjoints $\\bar{v} = \\partial "
-        f"{ctx['loss']} / \\partial v$)\n\n"
-        f"$$\\begin{{aligned}} {backward} \\end{{aligned}}$$\n"
+        f"{w.notation.loss} / \\partial v$)\n\n"
+        f"$$\\begin{{aligned}} {rows_backward} \\end{{aligned}}$$\n"
     )

@@ -159,12 +159,22 @@ def _part(text: str) -> str:
     return r"\text{" + escape_text(text) + "}"
 
 
+PRIMES = re.compile(r"(?P<base>[A-Za-z][A-Za-z0-9]*)_(?P<primes>p{1,3})")
+"""``z_p`` → z′, ``z_pp`` → z″, ``z_ppp`` → z‴: names with primes, as seed 001 writes z′ and z″
+(a spec's names must be identifiers)."""
+
+
 def latex_name(name: str, bar: bool = False) -> str:
-    """A value name in math mode: ``W1`` → ``W_{1}``, ``b_2`` → ``b_{2}``, ``lam`` → ``\\lambda``.
+    """A value name in math mode: ``W1`` → ``W_{1}``, ``b_2`` → ``b_{2}``, ``lam`` → ``\\lambda``,
+    ``z_p`` → ``z'``.
 
     ``w_hidden_2`` → ``w_{\\text{hidden\\_2}}``; special characters are escaped. ``bar`` puts an
-    adjoint bar over the base.
+    adjoint bar over the base (over the whole primed name: ``\\overline{z'}``).
     """
+    primed = PRIMES.fullmatch(name)
+    if primed is not None:
+        tex = latex_name(primed.group("base")) + "'" * len(primed.group("primes"))
+        return rf"\overline{{{tex}}}" if bar else tex
     match = re.fullmatch(r"([A-Za-z]+?)(\d+)", name) if name not in GREEK else None
     if match and match.group(1) not in ("",):
         base, sub = match.group(1), match.group(2)

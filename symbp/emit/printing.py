@@ -7,6 +7,7 @@ prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stay
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 
 import sympy
@@ -16,7 +17,9 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symbp.emit.latex_names import latex_name
+from symbp.ir import display
 from symbp.ir.functions import FunctionTable
+from symbp.ir.losses import LOSSES
 
 
 def _is_simple(expr: sympy.Expr) -> bool:
@@ -352,48 +355,334 @@ class Printers:
 
 
 class HadamardLatexPrinter(MathLatexPrinter):
-    """Products of two or more array values print with ``\\odot``; scalar factors stay in front."""
+    """The document's mathematics: products of two or more arrays print with ``\\odot`` and
+    powers of arrays as ``(·)^{\\circ 2}`` (scalar factors stay in front), and the nodes of
+    :mod:`symbp.ir.display` (matrix products, transposes, 𝟏, adjoints, derivatives) as a
+    lecturer writes them.
 
-    def __init__(self, functions, symbol_names, arrays: frozenset[str]):
+    ``ranks`` gives each array value's number of axes (a set of names means rank 1);
+    ``bar_names`` the LaTeX of adjoints where it is not the bar over the name (seed 003's
+    G_i); ``symbols`` a notation's templates for its symbols (``"z^{{{l}}}"``).
+    """
+
+    def __init__(
+        self,
+        functions,
+        symbol_names,
+        arrays: Mapping[str, int] | Iterable[str],
+        bar_names: Mapping[str, str] | None = None,
+        symbols: Mapping[str, str] | None = None,
+        adjoints: Iterable[str] = (),
+    ):
         super().__init__(functions, symbol_names)
-        self.arrays = arrays
+        self.adjoints = frozenset(adjoints)
+        """Names of backward values that are adjoints: they lead a product, as v̄ does."""
+        self.ranks = dict(arrays) if isinstance(arrays, Mapping) else dict.fromkeys(arrays, 1)
+        self.arrays = frozenset(n for n, r in self.ranks.items() if r)
+        self.names = {s.name: tex for s, tex in dict(symbol_names).items()}
+        self.bar_names = dict(bar_names or {})
+        self.symbols = dict(symbols or {})
+
+    def _print(self, expr, **kwargs):
+        # SymPy skips the printing methods of a function's base classes when the subclass
+        # has another name; the named nodes (σ′ is FPrime_sigmoid) print by their base.
+        if isinstance(expr, display.Node):
+            for cls in type(expr).__mro__:
+                method = getattr(self, f"_print_{cls.__name__}", None)
+                if method is not None:
+                    return method(expr, **kwargs)
+        return super()._print(expr, **kwargs)
+
+    def _print_Plus(self, expr):
+        out = self._print(expr.args[0])
+        for term in expr.args[1:]:
+            if term.could_extract_minus_sign():
+                out += " - " + self.parenthesize(-term, PRECEDENCE["Add"], strict=True)
+            else:
+                out += " + " + self.parenthesize(term, PRECEDENCE["Add"])
+        return out
+
+    def _print_Times(self, expr):
+        factors = list(expr.args)
+        sign = ""
+        if factors[0] == -1:
+            sign, factors = "-", factors[1:]
+        parts = []
+        for factor in factors:
+            text = self._print(factor)
+            if isinstance(factor, sympy.Add | display.Plus) or factor.could_extract_minus_sign():
+                text = rf"\left({text}\right)"
+            parts.append(text)
+        glue = r" \odot " if sum(self._is_array(f) for f in factors) > 1 else " "
+        return sign + glue.join(parts)
 
     def _as_ordered_terms(self, expr, order=None):
-        # Positive terms first, as the generated code prints them: y - t, not -t + y.
+        # Positive terms first, as the generated code prints them: y - t, not -t + y; a bias
+        # broadcast over the rows (𝟏bᵀ) after the product it is added to.
         terms = super()._as_ordered_terms(expr, order=order)
-        return [t for t in terms if not t.could_extract_minus_sign()] + [
-            t for t in terms if t.could_extract_minus_sign()
-        ]
+        return sorted(terms, key=lambda t: (t.could_extract_minus_sign(), _ones_first(t)))
+
+    def _rank(self, expr) -> int:
+        return display.rank(expr, self.ranks)
 
     def _is_array(self, factor: sympy.Expr) -> bool:
-        return any(s.name in self.arrays for s in factor.free_symbols) and not (
-            factor.is_Pow and factor.exp.is_negative
-        )
+        return self._rank(factor) > 0 and not (factor.is_Pow and factor.exp.is_negative)
 
     def _print_Mul(self, expr):
         factors = expr.as_ordered_factors()
+        sums = [f for f in factors if isinstance(f, display.IndexSum)]
+        if len(sums) == 1 and len(factors) == 2 and factors[0].is_Pow:
+            # (1/m) Σₓ Cₓ, as the seeds write a mean, not a fraction over the sum
+            return rf"\frac{{1}}{{{self._print(1 / factors[0])}}} {self._print(sums[0])}"
         arrays = [f for f in factors if self._is_array(f)]
-        if len(arrays) < 2:
-            return super()._print_Mul(expr)
-        scalars = [f for f in factors if not self._is_array(f)]
-        body = r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in arrays)
+        below = [f for f in factors if f.is_Pow and f.exp.is_negative and self._rank(f.base)]
+        if len(arrays) < 2 and not below:
+            return self._in_order(expr, factors)
+        scalars = [f for f in factors if not self._is_array(f) and f not in below]
+        body = self._hadamard(arrays) if arrays else "1"
+        if below:  # an elementwise quotient of arrays
+            body = rf"\frac{{{body}}}{{{self._hadamard([1 / f for f in below])}}}"
+            arrays = [body]
         if not scalars:
             return body
         coeff = sympy.Mul(*scalars)
         if coeff == -1:
             return "- " + body
         head = self.parenthesize(coeff, PRECEDENCE["Mul"])
-        return rf"{head} \left({body}\right)"
+        return rf"{head} \left({body}\right)" if len(arrays) > 1 else f"{head} {body}"
+
+    def _in_order(self, expr, factors) -> str:
+        """SymPy's product, with numbers and adjoints first and derivatives last: z̄ x and
+        ȳ σ′(z) as seed 004 writes them, σ′(z)(w₃ ∂C/∂z′ + …) as seed 001 does."""
+        rank = {f: _factor_rank(f, self.adjoints) for f in factors}
+        ordered = sorted(factors, key=lambda f: rank[f])  # stable: SymPy's order otherwise
+        if ordered == list(factors) or len(set(rank.values())) == 1:
+            return super()._print_Mul(expr)
+        saved = self._settings["order"]
+        self._settings["order"] = "none"
+        try:
+            return super()._print_Mul(sympy.Mul(*ordered, evaluate=False))
+        finally:
+            self._settings["order"] = saved
+
+    def _hadamard(self, factors) -> str:
+        # Adjoints first and derivatives of functions last (G ⊙ σ′(Z), (wδ) ⊙ σ′(z), as the
+        # seeds write the backward step).
+        factors = sorted(factors, key=lambda f: _hadamard_rank(f, self.adjoints))
+        return r" \odot ".join(self.parenthesize(f, PRECEDENCE["Mul"]) for f in factors)
+
+    def _print_Pow(self, expr):
+        base, exp = expr.base, expr.exp
+        if self._rank(base) and exp.is_Integer and exp > 1:
+            return rf"{self._wrapped(base)}^{{\circ {exp}}}"
+        return super()._print_Pow(expr)
+
+    def _wrapped(self, expr) -> str:
+        """``expr`` bracketed unless it prints as one symbol (a name, a call, 𝟏)."""
+        text = self._print(expr)
+        if isinstance(expr, sympy.Symbol | display.Bar | display.Ones | display.OnesLike):
+            return "{" + text + "}"
+        if isinstance(expr, sympy.Function) and not isinstance(expr, display.MatProd):
+            return "{" + text + "}"
+        if isinstance(expr, display.Symbolic | display.Tr):
+            return "{" + text + "}"
+        return rf"\left({text}\right)"
+
+    # ---- the nodes of symbp.ir.display
+    def _name(self, name: str) -> str:
+        return self.names.get(name, latex_name(name))
+
+    def _print_Bar(self, expr):
+        name = expr.args[0].name
+        return self.bar_names.get(name) or latex_name_bar(self._name(name), name)
+
+    def _print_MatProd(self, expr):
+        factors: list = []
+        stack = list(expr.args)
+        while stack:
+            f = stack.pop(0)
+            if isinstance(f, display.MatProd):
+                stack[:0] = list(f.args)
+            else:
+                factors.append(f)
+        parts = []
+        for f in factors:
+            text = self._print(f)
+            if isinstance(f, sympy.Add | sympy.Mul) or (f.is_Pow and not self._rank(f.base)):
+                text = rf"\left({text}\right)"
+            parts.append(text)
+        return " ".join(parts)
+
+    def _print_Tr(self, expr):
+        base = expr.args[0]
+        return rf"{self._wrapped(base)}^{{\top}}"
+
+    def _print_Ones(self, expr):
+        return r"\mathbf{1}"
+
+    _print_OnesLike = _print_Ones
+
+    def _print_Softmax(self, expr):
+        return rf"\operatorname{{softmax}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_MeanAll(self, expr):
+        return rf"\operatorname{{mean}}\left({self._print(expr.args[0])}\right)"
+
+    def _print_Norm2(self, expr):
+        return rf"\lVert {self._print(expr.args[0])} \rVert^{{2}}"
+
+    def _print_ChainTerm(self, expr):
+        child, value = expr.args
+        g = self._print(display.Bar(child))
+        return rf"{g}\,\frac{{\partial {self._print(child)}}}{{\partial {self._print(value)}}}"
+
+    def _print_Deriv(self, expr):
+        f, x = expr.args
+        return rf"\frac{{\partial {self._print(f)}}}{{\partial {self._print(x)}}}"
+
+    _print_LocalDeriv = _print_Deriv
+
+    def _print_Entry(self, expr):
+        base, *index = expr.args
+        text = self._print(base)
+        if not isinstance(base, sympy.Symbol | display.Bar | display.Symbolic):
+            text = rf"\left({text}\right)"
+        elif "_" in text:
+            text = f"({text})"
+        written = [str(int(i) + 1) if i.is_Integer else self._print(i) for i in index]
+        glue = (
+            ","
+            if any(len(w) > 1 or i.is_Integer for w, i in zip(written, index, strict=True))
+            else ""
+        )
+        return f"{text}_{{{glue.join(written)}}}"
+
+    def _print_IndexSum(self, expr):
+        body, k, _ = expr.args
+        text = self._print(body)
+        if isinstance(body, sympy.Add):
+            text = rf"\left({text}\right)"
+        return rf"\sum_{{{self._print(k)}}} {text}"
+
+    def _print_Ident(self, expr):
+        return rf"I_{{{self._print(expr.args[0])}{self._print(expr.args[1])}}}"
+
+    def _print_FPrime(self, expr):
+        entry = self.functions[type(expr).name]
+        head = entry.latex or r"\operatorname{id}"
+        return rf"{head}'\left({self._print(expr.args[0])}\right)"
+
+    def _print_FView(self, expr):
+        entry = self.functions[type(expr).name]
+        return self._print(entry.cls(*expr.args))
+
+    def _print_LossTerm(self, expr):
+        z, t, count = expr.args
+        loss = LOSSES[type(expr).name]
+        body = loss.latex_body.format(z="{" + self._print(z) + "}", t="{" + self._print(t) + "}")
+        return body if count == 1 else rf"\frac{{1}}{{{self._print(count)}}}{body}"
+
+    def _print_Mark(self, expr):
+        inner, label = expr.args
+        return rf"\underbrace{{{self._print(inner)}}}_{{\text{{{label}}}}}"
+
+    def _print_Symbolic(self, expr):
+        layer, sample = expr.args
+        kind = type(expr).name
+        key = kind + {display.COLUMNS: "@cols", display.BATCH: "@rows"}.get(sample, "")
+        if sample.is_Symbol and sample not in (display.COLUMNS, display.BATCH, display.SAMPLE):
+            key = kind + "@indexed"  # a sample counted by a sum: C_k
+        template = self.symbols.get(key) or self.symbols.get(kind) or kind + "^{{{l}}}"
+        return self._layered(template, layer)
+
+    def _layered(self, template: str, layer: sympy.Expr) -> str:
+        return template.format(
+            l=self._print(layer), l1=self._print(layer + 1), lm1=self._print(layer - 1)
+        )
+
+    def _print_LayerFn(self, expr):
+        layer, argument = expr.args
+        name = type(expr).name
+        base = name.removesuffix("_prime")
+        head = self.symbols.get(f"{base}@{layer}") if layer.is_Integer else None
+        head = self._layered(head or self.symbols.get(base, r"\sigma_{{{l}}}"), layer)
+        prime = "'" if name.endswith("_prime") else ""
+        return rf"{head}{prime}\left({self._print(argument)}\right)"
+
+
+def _factor_rank(factor: sympy.Basic, adjoints: frozenset[str] = frozenset()) -> int:
+    if factor.is_Number:
+        return -1
+    if isinstance(factor, display.Bar) or (factor.is_Symbol and factor.name in adjoints):
+        return 0
+    if factor.has(display.Deriv):  # ∂C/∂z′ after its factors: w₃ ∂C/∂z′, σ′(z)(…)
+        return 3
+    return 2
+
+
+def _ones_first(term: sympy.Basic) -> bool:
+    return isinstance(term, display.MatProd) and isinstance(term.args[0], display.Ones)
+
+
+_ADJOINT_KINDS = ("act_adj", "pre_adj", "cost_grad")
+
+
+def _adjoint(factor: sympy.Basic, adjoints: frozenset[str] = frozenset()) -> bool:
+    if isinstance(factor, display.Bar | display.Deriv | display.ChainTerm):
+        return True
+    if factor.is_Symbol:
+        return factor.name in adjoints
+    if isinstance(factor, display.Symbolic):
+        return type(factor).name in _ADJOINT_KINDS
+    return isinstance(factor, display.MatProd) and any(_adjoint(a, adjoints) for a in factor.args)
+
+
+def _hadamard_rank(factor: sympy.Basic, adjoints: frozenset[str]) -> int:
+    if _adjoint(factor, adjoints):
+        return 0
+    if isinstance(factor, display.FPrime | display.LayerFn) or factor.has(sympy.Piecewise):
+        return 2
+    return 1
+
+
+def latex_name_bar(tex: str, name: str) -> str:
+    """The adjoint's LaTeX from a name's: the bar over its base letter (``\\bar{W}_{1}``), over
+    the whole symbol where that is more than a letter and a subscript (``\\overline{z'}``)."""
+    if tex == latex_name(name):
+        return latex_name(name, bar=True)
+    simple = re.fullmatch(r"(\\[A-Za-z]+|[A-Za-z])(_\{.*\})?", tex)
+    if simple is not None:
+        return rf"\bar{{{simple.group(1)}}}{simple.group(2) or ''}"
+    return rf"\overline{{{tex}}}"
 
 
 class LatexPrinters(Printers):
-    """Printers for the document: value names in math notation, ``\\odot`` between arrays."""
+    """Printers for the document: value names in math notation, ``\\odot`` between arrays,
+    the display nodes as mathematics (see :class:`HadamardLatexPrinter`)."""
 
-    def __init__(self, functions, latex_names, arrays: frozenset[str]):
+    def __init__(
+        self,
+        functions,
+        latex_names,
+        arrays: Mapping[str, int] | Iterable[str],
+        bar_names: Mapping[str, str] | None = None,
+        symbols: Mapping[str, str] | None = None,
+        adjoints: Iterable[str] = (),
+    ):
         super().__init__(functions, latex_names)
         self._latex = HadamardLatexPrinter(
-            functions, {sympy.Symbol(k): v for k, v in self._latex_names.items()}, arrays
+            functions,
+            {sympy.Symbol(k): v for k, v in self._latex_names.items()},
+            arrays,
+            bar_names,
+            symbols,
+            adjoints,
         )
+
+    @property
+    def latex_printer(self) -> HadamardLatexPrinter:
+        """The printer itself, for layout that splits an expression where it prints it."""
+        return self._latex
 
     def latex_symbol(self, name: str, bar: bool = False) -> str:
         return latex_name(name, bar=bar)

@@ -14,6 +14,8 @@ import numpy as np
 import sympy
 
 from symbp.errors import SpecError
+from symbp.ir.display import Bar, loss_term
+from symbp.ir.display import Softmax as DSoftmax
 from symbp.ir.functions import FunctionTable, builtin_table
 from symbp.ir.primitive import Lazy, Op, Printers, VJPContext, check_arity, sym
 from symbp.ir.program import Shape, dim_expr, shape_text
@@ -124,24 +126,36 @@ class FusedLoss(Op):
         count = attrs.get("count")
         return code if count is None else f"{code} / {pr.numpy(count)}"
 
-    def latex(self, args, attrs, pr):
-        z, t = (pr.latex_name(a) for a in args)
-        count = attrs.get("count")
-        scale = "" if count is None else f"\\frac{{1}}{{{pr.latex(count)}}}"
-        return scale + self.latex_body.format(z=z, t=t)
-
     def text(self, args, attrs, pr):
         count = attrs.get("count")
         scale = "" if count is None else f"(1/{pr.text(count)}) "
         return scale + self.text_body.format(z=args[0], t=args[1])
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        count = eqn.attr("count")
-        scale = "" if count is None else rf"\frac{{1}}{{{pr.latex(count)}}}"
-        z, t = (pr.latex_symbol(x) for x in eqn.args)
-        g = pr.latex_symbol(eqn.out, bar=True)
-        prediction = self.latex_prediction.format(z=z)
-        return "", rf"{g}\, {scale}\left({prediction} - {t}\right)"
+    def display(self, args, attrs, shapes):
+        count = attrs.get("count") or sympy.Integer(1)
+        return loss_term(self.name)(sym(args[0]), sym(args[1]), count)
+
+    def display_prediction(self, z: sympy.Expr) -> sympy.Expr:
+        """The prediction from logits ``z`` as the document displays it (softmax(z), σ(z))."""
+        return z
+
+    def of_prediction(self, a: np.ndarray, t: np.ndarray) -> sympy.Expr:
+        """The loss summed over entries as a function of the prediction ``a`` (seed 002's
+        C(a)), so that ∇ₐC can be taken of it."""
+        return self.scalar_total(a, t)
+
+    def display_adjoint(self, eqn, i, program):
+        count = eqn.attr("count") or sympy.Integer(1)
+        z, t = (sym(x) for x in eqn.args)
+        g = Bar(sym(eqn.out))
+        if i == 0:
+            return None, g * (self.display_prediction(z) - t) / count
+        return None, g * self.display_target_partial(z, t) / count
+
+    def display_target_partial(self, z: sympy.Expr, t: sympy.Expr) -> sympy.Expr:
+        """∂(per-entry loss)/∂t, elementwise (the target is never differentiated in a
+        gradient; this is what its adjoint would be)."""
+        return -z
 
     @property
     def helpers(self) -> tuple[str, ...]:  # type: ignore[override]
@@ -156,11 +170,20 @@ class SoftmaxCrossEntropy(FusedLoss):
     prediction = "softmax"
     prediction_doc = "class probabilities softmax(Z), one row per sample"
     latex_prediction = r"\operatorname{{softmax}}\left({z}\right)"
-    latex_body = r"\sum_{{i,k}} -{t}_{{ik}} \log \operatorname{{softmax}}({z}_{{i}})_{{k}}"
+    latex_body = r"\sum_{{r,k}} -{t}_{{rk}} \log \operatorname{{softmax}}({z}_{{r}})_{{k}}"
     text_body = "Σ_i −Σ_k {t}_ik log softmax({z}_i)_k"
 
     def predict(self, builder, z, functions):
         return builder.emit("softmax", [z], {}, name="P", exact_name=True)
+
+    def display_prediction(self, z):
+        return DSoftmax(z)
+
+    def display_target_partial(self, z, t):
+        return -builtin_table()["log"](DSoftmax(z))
+
+    def of_prediction(self, a, t):
+        return sympy.Add(*(-tk * sympy.log(ak) for ak, tk in zip(a.flat, t.flat, strict=True)))
 
     def scalar_total(self, z, t):
         zz = np.atleast_2d(z)
@@ -189,11 +212,24 @@ class SigmoidBinaryCrossEntropy(FusedLoss):
     prediction = "sigmoid"
     prediction_doc = "probabilities σ(Z), one row per sample"
     latex_prediction = r"\sigma\left({z}\right)"
-    latex_body = r"\sum -\left[{t} \log \sigma({z}) + (1 - {t}) \log(1 - \sigma({z}))\right]"
+    latex_body = (
+        r"\sum \left[-{t} \odot \log \sigma({z}) - (1 - {t}) \odot \log(1 - \sigma({z}))\right]"
+    )
     text_body = "Σ −[{t} log σ({z}) + (1 − {t}) log(1 − σ({z}))]"
 
     def predict(self, builder, z, functions):
         return builder.ewise(functions["sigmoid"](sym(z)), name="P")
+
+    def display_prediction(self, z):
+        return builtin_table()["sigmoid"](z)
+
+    def of_prediction(self, a, t):
+        return sympy.Add(
+            *(
+                -(tk * sympy.log(ak) + (1 - tk) * sympy.log(1 - ak))
+                for ak, tk in zip(a.flat, t.flat, strict=True)
+            )
+        )
 
     def per_entry(self, z, t):
         softplus = builtin_table()["softplus"]
@@ -208,11 +244,14 @@ class SigmoidBinaryCrossEntropy(FusedLoss):
 
 class SquaredError(FusedLoss):
     name = "squared_error"
-    latex_body = r"\sum \tfrac{{1}}{{2}} \left({z} - {t}\right)^{{2}}"
+    latex_body = r"\tfrac{{1}}{{2}} \lVert {z} - {t} \rVert^{{2}}"
     text_body = "Σ ½ ({z} − {t})²"
 
     def per_entry(self, z, t):
         return (z - t) ** 2 / 2
+
+    def display_target_partial(self, z, t):
+        return t - z
 
     def gradient(self, ctx, z):
         return sym(z)

@@ -16,10 +16,23 @@ import numpy as np
 import sympy
 
 from symbp.errors import SpecError
+from symbp.ir.display import (
+    Bar,
+    MatProd,
+    MeanAll,
+    Norm2,
+    Ones,
+    OnesLike,
+    Tr,
+    prime,
+    spread,
+    sum_to,
+)
+from symbp.ir.display import Softmax as DSoftmax
 from symbp.ir.functions import FunctionTable
 from symbp.ir.losses import LOSSES
 from symbp.ir.primitive import Lazy, Op, VJPContext, check_arity, partial_derivative, sym
-from symbp.ir.program import Shape, broadcast_shapes, dim_expr, shape_text, size_expr
+from symbp.ir.program import Eqn, Shape, broadcast_shapes, dim_expr, shape_text, size_expr
 
 
 class Ewise(Op):
@@ -72,40 +85,39 @@ class Ewise(Op):
         code = pr.numpy_into(attrs["expr"], buffer)
         return None if code is None else [f"{out} = {code}"]
 
-    def latex(self, args, attrs, pr):
-        return pr.latex(attrs["expr"])
-
     def text(self, args, attrs, pr):
         return pr.text(attrs["expr"])
 
-    def latex_adjoint(self, eqn, i, program, pr):
+    def display(self, args, attrs, shapes):
+        return attrs["expr"]
+
+    def display_adjoint(self, eqn, i, program):
         out, arg = eqn.out, eqn.args[i]
-        g = pr.latex_symbol(out, bar=True)
+        g = Bar(sym(out))
         expr = eqn.attr("expr")
         partial = sympy.diff(expr, sym(arg))
         if not expr.is_Symbol:
             partial = partial.subs(expr, sym(out))
-        named = ""
-        entry = pr.functions.by_class(type(expr)) if isinstance(expr, sympy.Function) else None
+        named = None
+        functions = program.meta.get("functions")
+        entry = (
+            functions.by_class(type(expr))
+            if functions is not None and isinstance(expr, sympy.Function)
+            else None
+        )
         if (
             entry is not None
             and entry.latex
             and "{x}" not in entry.latex  # a form around its argument has no name to prime
             and expr.args[0] == sym(arg)
         ):
-            named = rf"{g}\,{entry.latex}'\left({pr.latex_symbol(arg)}\right)"
-        if partial == 1:
-            return named, g
-        factor = pr.latex(partial)
-        if partial.is_Add:
-            factor = rf"\left({factor}\right)"
-        times = r" \odot " if program.shape(out) and not partial.is_Number else " "
-        product = f"{g}{times}{factor}"
-        source, target = program.shape(arg), program.shape(out)
+            named = g * prime(entry.name)(sym(arg))
+        product = g * partial
+        source, target = program.shape(out), program.shape(arg)
         if source != target:
             # The value was broadcast over the child's shape: its adjoint sums the copies.
-            head = r"\mathbf{1}^{\top}" if len(source) == 1 and len(target) == 2 else r"\sum"
-            product = rf"{head} \left({product}\right)"
+            product = sum_to(product, source, target)
+            named = None if named is None else sum_to(named, source, target)
         return named, product
 
 
@@ -124,6 +136,22 @@ def _matmul_shape(a: Shape, b: Shape, ta: bool, tb: bool) -> Shape:
             f"{inner_a} columns against {inner_b} rows"
         )
     return a[:-1] + b[1:]
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``np.dot`` of object arrays of SymPy scalars, each entry one ``Add`` (NumPy adds the
+    products one at a time, which SymPy makes quadratic in the inner size)."""
+    left = a if a.ndim == 2 else a[None, :]
+    right = b if b.ndim == 2 else b[:, None]
+    out = np.empty((left.shape[0], right.shape[1]), dtype=object)
+    for i in range(left.shape[0]):
+        for j in range(right.shape[1]):
+            out[i, j] = sympy.Add(*(left[i, k] * right[k, j] for k in range(left.shape[1])))
+    if b.ndim == 1:
+        out = out[:, 0]
+    if a.ndim == 1:
+        out = out[0]
+    return np.asarray(out, dtype=object)
 
 
 def _t(name: str, transposed: bool) -> str:
@@ -146,7 +174,7 @@ class MatMul(Op):
             a = a.T
         if attrs.get("tb", False) and b.ndim == 2:
             b = b.T
-        return np.asarray(np.dot(a, b), dtype=object)
+        return _dot(a, b)
 
     def vjp(self, ctx, eqn, g, needs, names):
         """C = op(A) op(B), op transposing where flagged: the textbook's two lines,
@@ -190,33 +218,40 @@ class MatMul(Op):
         a, b = _t(args[0], attrs.get("ta", False)), _t(args[1], attrs.get("tb", False))
         return [f"{out} = np.matmul({a}, {b}, out={buffer})"]
 
-    def latex(self, args, attrs, pr):
-        return " ".join(
-            pr.latex_name(a) + ("^{\\top}" if attrs.get(k, False) else "")
-            for a, k in zip(args, ("ta", "tb"), strict=True)
-        )
-
     def text(self, args, attrs, pr):
         return " ".join(
             a + ("ᵀ" if attrs.get(k, False) else "")
             for a, k in zip(args, ("ta", "tb"), strict=True)
         )
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", _product_adjoint(eqn, i, pr)
+    def display(self, args, attrs, shapes):
+        a, b = sym(args[0]), sym(args[1])
+        ra, rb = (len(s) for s in shapes) if shapes else (2, 2)
+        if ra == 1:  # a vector on the left is a column: x @ B is Bᵀx, and a @ b is aᵀb
+            return MatProd(Tr(_op(b, attrs.get("tb", False), rb)), a)
+        return MatProd(_op(a, attrs.get("ta", False), ra), _op(b, attrs.get("tb", False), rb))
+
+    def display_adjoint(self, eqn, i, program):
+        """Ā = C̄ op(B)ᵀ and B̄ = op(A)ᵀ C̄, transposed back where the factor was."""
+        a, b = sym(eqn.args[0]), sym(eqn.args[1])
+        ta, tb = eqn.attr("ta", False), eqn.attr("tb", False)
+        ra, rb = len(program.shape(eqn.args[0])), len(program.shape(eqn.args[1]))
+        g = Bar(sym(eqn.out))
+        if ra == 1 and rb == 1:
+            return None, g * (b if i == 0 else a)
+        op_a, op_b = _op(a, ta, ra), _op(b, tb, rb)
+        if i == 0:
+            if ra == 1:  # c = op(B)ᵀ a
+                return None, MatProd(op_b, g)
+            grad = MatProd(g, Tr(op_b))
+            return None, Tr(grad) if ta else grad
+        grad = MatProd(a, Tr(g)) if ra == 1 else MatProd(Tr(op_a), g)
+        return None, Tr(grad) if tb and rb == 2 else grad
 
 
-def _product_adjoint(eqn, i: int, pr) -> str:
-    """The adjoint of a matrix product's factor (or of an affine layer's bias): the other
-    factor, on the side and transposed as the product has it."""
-    ta, tb = eqn.attr("ta", False), eqn.attr("tb", False)
-    a, b = (pr.latex_symbol(x) for x in eqn.args[:2])
-    g, t = pr.latex_symbol(eqn.out, bar=True), r"^{\top}"
-    if i == 0:
-        return rf"{g} {b}{'' if tb else t}" if not ta else rf"{b} {g}{t}"
-    if i == 1:
-        return rf"{a}{'' if ta else t} {g}" if not tb else rf"{g}{t} {a}"
-    return rf"\mathbf{{1}}^{{\top}} {g}"
+def _op(name: sympy.Symbol, transposed: bool, rank: int) -> sympy.Expr:
+    """A product's factor as the product reads it: transposed where flagged (a matrix)."""
+    return Tr(name) if transposed and rank == 2 else name
 
 
 def _flags(ta: bool, tb: bool) -> dict[str, bool]:
@@ -257,15 +292,15 @@ class Outer(Op):
     def into(self, out, buffer, args, attrs, pr):
         return [f"{out} = np.outer({args[0]}, {args[1]}, out={buffer})"]
 
-    def latex(self, args, attrs, pr):
-        return f"{pr.latex_name(args[0])} {pr.latex_name(args[1])}^{{\\top}}"
-
     def text(self, args, attrs, pr):
         return f"{args[0]} {args[1]}ᵀ"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        g, other = pr.latex_symbol(eqn.out, bar=True), pr.latex_symbol(eqn.args[1 - i])
-        return "", (f"{g} {other}" if i == 0 else rf"{g}^{{\top}} {other}")
+    def display(self, args, attrs, shapes):
+        return MatProd(sym(args[0]), Tr(sym(args[1])))
+
+    def display_adjoint(self, eqn, i, program):
+        g, other = Bar(sym(eqn.out)), sym(eqn.args[1 - i])
+        return None, (MatProd(g, other) if i == 0 else MatProd(Tr(g), other))
 
 
 class Affine(Op):
@@ -287,7 +322,7 @@ class Affine(Op):
 
     def scalar(self, args, attrs):
         a, w, b = args
-        return np.asarray(np.dot(a, w) + b[None, :], dtype=object)
+        return np.asarray(_dot(a, w) + b[None, :], dtype=object)
 
     def vjp(self, ctx, eqn, g, needs, names):
         a, w, b = eqn.args
@@ -313,15 +348,22 @@ class Affine(Op):
     def into(self, out, buffer, args, attrs, pr):
         return [f"{out} = np.matmul({args[0]}, {args[1]}, out={buffer})", f"{out} += {args[2]}"]
 
-    def latex(self, args, attrs, pr):
-        a, w, b = (pr.latex_name(x) for x in args)
-        return f"{a} {w} + \\mathbf{{1}} {b}^{{\\top}}"
-
     def text(self, args, attrs, pr):
         return f"{args[0]} {args[1]} + 1 {args[2]}ᵀ"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", _product_adjoint(eqn, i, pr)
+    def display(self, args, attrs, shapes):
+        a, w, b = (sym(x) for x in args)
+        rows = dim_expr(shapes[0][0]) if shapes else sympy.Symbol("m")
+        return MatProd(a, w) + MatProd(Ones(rows), Tr(b))
+
+    def display_adjoint(self, eqn, i, program):
+        a, w, _ = (sym(x) for x in eqn.args)
+        g = Bar(sym(eqn.out))
+        if i == 0:
+            return None, MatProd(g, Tr(w))
+        if i == 1:
+            return None, MatProd(Tr(a), g)
+        return None, MatProd(Tr(g), Ones(dim_expr(program.shape(eqn.args[0])[0])))
 
 
 class Transpose(Op):
@@ -344,14 +386,14 @@ class Transpose(Op):
     def numpy(self, args, attrs, pr):
         return f"{args[0]}.T"
 
-    def latex(self, args, attrs, pr):
-        return f"{pr.latex_name(args[0])}^{{\\top}}"
-
     def text(self, args, attrs, pr):
         return f"{args[0]}ᵀ"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", pr.latex_symbol(eqn.out, bar=True) + r"^{\top}"
+    def display(self, args, attrs, shapes):
+        return Tr(sym(args[0]))
+
+    def display_adjoint(self, eqn, i, program):
+        return None, Tr(Bar(sym(eqn.out)))
 
 
 def _reduced_shape(shape: Shape, axis: int | None, keepdims: bool) -> Shape:
@@ -399,6 +441,33 @@ def _spread(ctx: VJPContext, g: Lazy, source: Shape, axis: int | None, keepdims:
     return Lazy(sym(ctx.op("expand_dims", [gv], {"axis": before}, name + "_col")), spread)
 
 
+def _summed(a: sympy.Symbol, shape: Shape, axis: int | None, keepdims: bool) -> sympy.Expr:
+    """A sum written with vectors of ones: 𝟏ᵀa, 𝟏ᵀA𝟏 (all entries), Aᵀ𝟏 (the rows, a column
+    vector), 𝟏ᵀA (the rows, kept as a row) and A𝟏 (the columns)."""
+    if not shape:
+        return a
+    ones = [Ones(dim_expr(d)) for d in shape]
+    if len(shape) == 1:
+        return MatProd(Tr(ones[0]), a)
+    if axis is None:
+        return MatProd(MatProd(Tr(ones[0]), a), ones[1])
+    if axis % 2 == 0:
+        return MatProd(Tr(ones[0]), a) if keepdims else MatProd(Tr(a), ones[0])
+    return MatProd(a, ones[1])
+
+
+def _spread_display(g: sympy.Expr, program, eqn: Eqn, arg: str) -> sympy.Expr:
+    """A reduction's adjoint written with 𝟏: ḡ over every entry, 𝟏ḡᵀ down the rows (the sum
+    of each column), ḡ𝟏ᵀ along the columns (the sum of each row)."""
+    source = program.shape(arg)
+    axis = eqn.attr("axis")
+    if axis is None or len(source) != 2:
+        return spread(g, program.shape(eqn.out), source, arg)
+    if axis % 2 == 0:
+        return MatProd(Ones(dim_expr(source[0])), g if eqn.attr("keepdims") else Tr(g))
+    return MatProd(g, Tr(Ones(dim_expr(source[1]))))
+
+
 class Sum(Op):
     """Sum over all entries or along one axis."""
 
@@ -422,16 +491,16 @@ class Sum(Op):
     def numpy(self, args, attrs, pr):
         return _reduction("sum", args[0], attrs)
 
-    def latex(self, args, attrs, pr):
-        axis = attrs.get("axis")
-        under = {None: "", 0: "_{\\text{rows}}", 1: "_{\\text{cols}}"}.get(axis, f"_{{{axis}}}")
-        return f"\\sum{under} {pr.latex_name(args[0])}"
-
     def text(self, args, attrs, pr):
         return f"Σ{'' if attrs.get('axis') is None else '_axis' + str(attrs['axis'])} {args[0]}"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", rf"{pr.latex_symbol(eqn.out, bar=True)}\,\mathbf{{1}}"
+    def display(self, args, attrs, shapes):
+        shape = shapes[0] if shapes else ("m", "n")
+        return _summed(sym(args[0]), shape, attrs.get("axis"), attrs.get("keepdims", False))
+
+    def display_adjoint(self, eqn, i, program):
+        g, arg = Bar(sym(eqn.out)), eqn.args[0]
+        return None, _spread_display(g, program, eqn, arg)
 
 
 class Mean(Op):
@@ -461,29 +530,36 @@ class Mean(Op):
     def numpy(self, args, attrs, pr):
         return _reduction("mean", args[0], attrs)
 
-    def latex(self, args, attrs, pr):
-        return f"\\operatorname{{mean}}\\left({pr.latex_name(args[0])}\\right)"
-
     def text(self, args, attrs, pr):
         return f"mean({args[0]})"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        count = pr.latex(size_expr(program.shape(eqn.args[i])))
-        return "", rf"\frac{{{pr.latex_symbol(eqn.out, bar=True)}}}{{{count}}}\,\mathbf{{1}}"
+    def display(self, args, attrs, shapes):
+        shape = shapes[0] if shapes else ("m", "n")
+        axis = attrs.get("axis")
+        if axis is None:
+            return MeanAll(sym(args[0]))
+        return _summed(sym(args[0]), shape, axis, False) / dim_expr(shape[axis])
+
+    def display_adjoint(self, eqn, i, program):
+        arg = eqn.args[0]
+        source = program.shape(arg)
+        axis = eqn.attr("axis")
+        count = size_expr(source) if axis is None else dim_expr(source[axis])
+        return None, _spread_display(Bar(sym(eqn.out)) / count, program, eqn, arg)
 
 
 class _ItsArgument(Op):
     """An op whose value is, in the mathematics, its argument (a copy, a new axis of length
     1): it prints as the argument, and the argument's adjoint is the output's."""
 
-    def latex(self, args, attrs, pr):
-        return pr.latex_name(args[0])
-
     def text(self, args, attrs, pr):
         return args[0]
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", pr.latex_symbol(eqn.out, bar=True)
+    def display(self, args, attrs, shapes):
+        return sym(args[0])
+
+    def display_adjoint(self, eqn, i, program):
+        return None, Bar(sym(eqn.out))
 
 
 class ExpandDims(_ItsArgument):
@@ -514,6 +590,16 @@ class ExpandDims(_ItsArgument):
         index = ", ".join("None" if i == attrs["axis"] else ":" for i in range(attrs["axis"] + 1))
         return f"{args[0]}[{index}]"
 
+    def display(self, args, attrs, shapes):
+        # A new trailing axis leaves a column a column; a new first axis makes a vector a row.
+        rank = len(shapes[0]) if shapes else 1
+        return Tr(sym(args[0])) if attrs["axis"] == 0 and rank == 1 else sym(args[0])
+
+    def display_adjoint(self, eqn, i, program):
+        g = Bar(sym(eqn.out))
+        rank = len(program.shape(eqn.args[0]))
+        return None, (Tr(g) if eqn.attr("axis") == 0 and rank == 1 else g)
+
 
 class SumSquares(Op):
     """‖A‖² = Σ A², the L2 penalty of one weight matrix."""
@@ -536,15 +622,14 @@ class SumSquares(Op):
     def numpy(self, args, attrs, pr):
         return f"np.vdot({args[0]}, {args[0]})"
 
-    def latex(self, args, attrs, pr):
-        return f"\\lVert {pr.latex_name(args[0])} \\rVert^{{2}}"
-
     def text(self, args, attrs, pr):
         return f"‖{args[0]}‖²"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        g = pr.latex_symbol(eqn.out, bar=True)
-        return "", rf"2 {g}\, {pr.latex_symbol(eqn.args[i])}"
+    def display(self, args, attrs, shapes):
+        return Norm2(sym(args[0]))
+
+    def display_adjoint(self, eqn, i, program):
+        return None, 2 * Bar(sym(eqn.out)) * sym(eqn.args[i])
 
 
 class Copy(_ItsArgument):
@@ -590,14 +675,15 @@ class Fill(Op):
     def numpy(self, args, attrs, pr):
         return f"np.full_like({args[0]}, {pr.numpy(attrs['value'])})"
 
-    def latex(self, args, attrs, pr):
-        return pr.latex(attrs["value"])
-
     def text(self, args, attrs, pr):
         return pr.text(attrs["value"])
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        return "", "0"  # a constant: its argument gives only its shape
+    def display(self, args, attrs, shapes):
+        value = attrs["value"]
+        return value * OnesLike(sym(args[0])) if not shapes or shapes[0] else value
+
+    def display_adjoint(self, eqn, i, program):
+        return None, sympy.Integer(0)  # a constant: its argument gives only its shape
 
 
 class Broadcast(Op):
@@ -620,16 +706,18 @@ class Broadcast(Op):
     def numpy(self, args, attrs, pr):
         return f"np.broadcast_to({args[0]}, {args[1]}.shape).copy()"
 
-    def latex(self, args, attrs, pr):
-        return pr.latex_name(args[0])
-
     def text(self, args, attrs, pr):
         return args[0]
 
-    def latex_adjoint(self, eqn, i, program, pr):
+    def display(self, args, attrs, shapes):
+        source, target = shapes if shapes else ((), ("m", "n"))
+        return spread(sym(args[0]), source, target, args[1])
+
+    def display_adjoint(self, eqn, i, program):
         if i == 1:
-            return "", "0"  # ``like`` gives only the shape
-        return "", rf"\sum {pr.latex_symbol(eqn.out, bar=True)}"
+            return None, sympy.Integer(0)  # ``like`` gives only the shape
+        source = program.shape(eqn.out)
+        return None, sum_to(Bar(sym(eqn.out)), source, program.shape(eqn.args[0]))
 
 
 _SOFTMAX_HELPER = '''def softmax(Z):
@@ -665,15 +753,21 @@ class Softmax(Op):
     def numpy(self, args, attrs, pr):
         return f"softmax({args[0]})"
 
-    def latex(self, args, attrs, pr):
-        return f"\\operatorname{{softmax}}\\left({pr.latex_name(args[0])}\\right)"
-
     def text(self, args, attrs, pr):
         return f"softmax({args[0]})"
 
-    def latex_adjoint(self, eqn, i, program, pr):
-        g, s_ = pr.latex_symbol(eqn.out, bar=True), pr.latex_symbol(eqn.out)
-        return "", rf"{s_} \odot \left({g} - \left({g} \odot {s_}\right) \mathbf{{1}}\right)"
+    def display(self, args, attrs, shapes):
+        return DSoftmax(sym(args[0]))
+
+    def display_adjoint(self, eqn, i, program):
+        g, s = Bar(sym(eqn.out)), sym(eqn.out)
+        shape = program.shape(eqn.out)
+        ones = Ones(dim_expr(shape[-1]))
+        if len(shape) == 2:  # each row's Σ ḡ⊙s, spread along the row
+            total = MatProd(MatProd(g * s, ones), Tr(ones))
+        else:
+            total = MatProd(Tr(ones), g * s)
+        return None, s * (g - total)
 
 
 OPS: dict[str, Op] = {

@@ -116,13 +116,26 @@ class Op:
     def numpy(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
         raise NotImplementedError
 
-    def latex(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+    def display(self, args: list[str], attrs: dict[str, Any], shapes: Sequence[Shape]) -> Any:
+        """The assignment's right-hand side as the document displays it: a SymPy expression
+        over the argument names and the nodes of :mod:`symbp.ir.display`, which the LaTeX
+        printer prints and the line verifier evaluates. ``shapes`` are the arguments'."""
         raise NotImplementedError
 
-    def latex_adjoint(self, eqn: Eqn, i: int, program: Program, pr: Printers) -> tuple[str, str]:
-        """Argument ``i``'s share of the adjoint, v̄ⱼ ∂vⱼ/∂vᵢ, in LaTeX: the derivative by the
-        function's name (``σ′(z)``, or "" where there is none) and the product as computed."""
+    def display_adjoint(self, eqn: Eqn, i: int, program: Program) -> tuple[Any, Any]:
+        """Argument ``i``'s share of the adjoint, v̄ⱼ ∂vⱼ/∂vᵢ, as display expressions: the
+        derivative by the function's name (σ′(z)), or None where there is none, and the
+        product as computed."""
         raise NotImplementedError
+
+    def latex(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+        """The forward form in LaTeX (``attrs["shapes"]``, if given, holds the arguments')."""
+        return pr.latex(self.display(args, attrs, attrs.get("shapes", ())))
+
+    def latex_adjoint(self, eqn: Eqn, i: int, program: Program, pr: Printers) -> tuple[str, str]:
+        """:meth:`display_adjoint` in LaTeX ("" where there is no named form)."""
+        named, product = self.display_adjoint(eqn, i, program)
+        return ("" if named is None else pr.latex(named)), pr.latex(product)
 
     def statements(
         self, out: str, args: list[str], attrs: dict[str, Any], pr: Printers
