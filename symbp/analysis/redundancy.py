@@ -344,12 +344,16 @@ def repeated_subexpressions(gradients: list[sympy.Expr], view: str) -> list[Repe
     apart from u. Occurrences are counted as in the written-out trees, but each distinct
     subexpression is visited once: the trees repeat subtrees exponentially often.
     """
-    return [Repeated(str(e), count, view) for e, count in repeated_nodes(gradients)]
+    return [Repeated(text, count, view) for text, _, count in _repeated(gradients)]
 
 
 def repeated_nodes(gradients: list[sympy.Expr]) -> list[tuple[sympy.Expr, int]]:
     """The subexpressions :func:`repeated_subexpressions` lists, as expressions (the LaTeX
     derivation marks them where they are written), with how often each is written."""
+    return [(e, count) for _, e, count in _repeated(gradients)]
+
+
+def _repeated(gradients: list[sympy.Expr]) -> list[tuple[str, sympy.Expr, int]]:
     written = _occurrences(gradients)
     counts: Counter = Counter()
     for node, times in written.items():
@@ -369,13 +373,13 @@ def repeated_nodes(gradients: list[sympy.Expr]) -> list[tuple[sympy.Expr, int]]:
             by_count.setdefault(c, []).append(e)
     # Most repeated first, then largest, then by text; printing is costly for big trees, so
     # only the groups that reach the top are sorted by their text.
-    chosen: list[tuple[sympy.Expr, int]] = []
+    chosen: list[tuple[str, sympy.Expr, int]] = []
     for key in sorted(groups):
         count = -key[0]
         texts = sorted(((str(e), e) for e in groups[key]), key=lambda pair: pair[0])
-        for _, e in texts:
+        for text, e in texts:
             if not any(e != e2 and _inside(e, e2) for e2 in by_count[count]):
-                chosen.append((e, count))
+                chosen.append((text, e, count))
         if len(chosen) >= TOP_REPEATED:
             break
     return chosen[:TOP_REPEATED]

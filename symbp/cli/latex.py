@@ -32,8 +32,9 @@ from symbp.files import OutputError, check_writable, write_all
     type=click.Choice(["seed003", "seed002"]),
     default="seed003",
     show_default=True,
-    help="Network matrix form: row-major batch (seed003, as the code) or column vectors "
-    "with δˡ and BP1–BP4 (seed002).",
+    help="Whose symbols a network's document uses: seed003 (the batch in rows, Z_i layer "
+    "outputs, G_i their adjoints, the backward iteration) or seed002 (column vectors, "
+    "δˡ and BP1–BP4, the batch form, softmax + cross-entropy). A [graph] takes seed003.",
 )
 @timeout_option(
     "the naive derivation and the cost table together (a part still running then is left "
@@ -46,10 +47,12 @@ def latex_command(
 ) -> None:
     """Write the backprop derivation of SPEC as a LaTeX document.
 
-    The document lists the model, the forward pass, the backward pass step by step (the
-    chain-rule sum over each value's children, then its simplified form), the matrix form for
-    networks, for small models the naive sympy.diff derivation, and the cost table of
-    `symbp report`.
+    The document opens with how to read it, then lists the model, the forward pass, the
+    backward pass step by step (the chain-rule sum over each value's children, then its
+    simplified form), the seeds' own statements (seed 003's or seed 002's for networks,
+    seed 001's for a graph of neurons), the naive sympy.diff derivation as seed 004 shows it,
+    and the cost table of `symbp report`. Every displayed equation keeps its sides as
+    expressions, which symbp's line verifier evaluates.
 
     \b
     Example:
