@@ -15,6 +15,7 @@ import functools
 import pytest
 import sympy
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
 
 from symbp.analysis.lines import Scene, verify
 from symbp.cli import main
@@ -27,6 +28,7 @@ from symbp.ir import display as d
 from symbp.ir.display import Line
 from symbp.resources import example_specs
 from tests.conftest import ROOT
+from tests.test_graph_oracle import graphs
 
 GRAPHS = [p.stem for p in example_specs() if load(p).graph is not None]
 CASES = [
@@ -201,3 +203,50 @@ def test_a_section_from_elsewhere_is_verified_with_the_rest():
 def test_cli_says_which_notations_exist():
     result = CliRunner().invoke(main, ["latex", "--help"])
     assert "seed002" in result.output and "seed003" in result.output
+
+
+# ---------------------------------------------------------------- beyond the examples
+
+SHAPES = {
+    "a row times a column, less a scalar": (
+        'inputs = { X = "m x 3", r = "1 x 3", c = "m x 1" }\n'
+        'params = { W = "3 x 3", s = "scalar" }\n'
+        'steps = ["A = X @ W + r * c - s", "L = sum(A**2) / 2"]'
+    ),
+    "sums and means along an axis": (
+        'inputs = { X = "m x 3" }\nparams = { W = "3 x 4", v = "4" }\n'
+        'steps = ["H = tanh(X @ W)", "s = sum(H, axis=1)", "q = mean(H, axis=0)", '
+        '"L = sum(s**2) + sum(q * v)"]'
+    ),
+    "vectors on either side of a product": (
+        'inputs = { x = "3", t = "scalar" }\nparams = { W = "3 x 2", u = "2", a = "3" }\n'
+        'steps = ["h = relu(x @ W)", "y = h @ u + a @ x", "L = (y - t)**2"]'
+    ),
+    "transposes, abs and maximum": (
+        'inputs = { X = "m x 3" }\nparams = { W = "3 x 3", b = "3" }\n'
+        'steps = ["Y = X @ W.T + b", "Z = Y.T @ X", "L = sum(abs(Z)) + sum(maximum(Y, X))"]'
+    ),
+    "a size-1 axis summed away": (
+        'params = { p1 = "3 x 2", p2 = "3 x 1" }\n'
+        'steps = ["v5 = p1 * p1", "v6 = sum(p2, axis=-2)", "v7 = v6 * v5", "E = sum(tanh(v7))"]'
+    ),
+}
+
+
+@pytest.mark.parametrize("body", SHAPES.values(), ids=SHAPES.keys())
+def test_documents_of_graphs_of_every_shape_are_true(body):
+    """Broadcasting rows, columns and scalars, reductions along either axis, vectors on the
+    left of a product, transposes of parameters and of values, functions of two arguments."""
+    loss = "E" if '"E = ' in body else "L"
+    derivation = derive(loads(f'name = "g"\n[graph]\n{body}\nloss = "{loss}"\n'))
+    result = verify(derivation, document(derivation).lines())
+    assert result.lines > 10 and not result.failures, "\n".join(result.failures[:3])
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(g=graphs())
+def test_documents_of_random_graphs_are_true(g):
+    """The graph oracle's random graphs: every line of each one's document is true."""
+    derivation = derive(loads(g.spec()))
+    result = verify(derivation, document(derivation, timeout=30).lines())
+    assert not result.failures, g.spec() + "\n".join(result.failures[:3])

@@ -181,10 +181,17 @@ class _Backward:
             total = self.op("sum", [self.var(g, name + "_all")], {}, name)
             return Lazy(sympy.Symbol(total) * scale, ())
         current = self.var(g, name + "_full")
-        for _ in range(len(actual) - len(shape)):
-            current = self.op("sum", [current], {"axis": 0}, name)
-        now = self.shape(current)
-        for axis, d in enumerate(now):
-            if shape[axis - len(now) + len(shape)] == 1 and d != 1:
-                current = self.op("sum", [current], {"axis": axis, "keepdims": True}, name)
+        leading = len(actual) - len(shape)
+        now = actual[leading:]
+        kept = [
+            axis
+            for axis, d in enumerate(now)
+            if shape[axis - len(now) + len(shape)] == 1 and d != 1
+        ]
+        steps = [({"axis": 0}) for _ in range(leading)]
+        steps += [{"axis": axis, "keepdims": True} for axis in kept]
+        for k, attrs in enumerate(steps):
+            # Only the last sum is the cotangent: the ones before it are partial sums.
+            last = k == len(steps) - 1
+            current = self.op("sum", [current], attrs, name if last else name + "_part")
         return Lazy(sympy.Symbol(current) * scale, shape)

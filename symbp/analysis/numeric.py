@@ -13,6 +13,7 @@ import mpmath
 import numpy as np
 import sympy
 
+from symbp.analysis.scalar import separator
 from symbp.ir.functions import ARGUMENTS, FunctionTable
 
 AGREEMENT_DIGITS = 50
@@ -80,6 +81,8 @@ class Evaluator:
             return not self._condition(condition.args[0])
         if condition in (sympy.true, sympy.false):
             return bool(condition)
+        if condition.is_Symbol and condition in self.definitions:
+            return self._condition(self.definitions[condition])  # a shared view's mask
         lhs, rhs = self._eval(condition.lhs), self._eval(condition.rhs)
         return {">": lhs > rhs, ">=": lhs >= rhs, "<": lhs < rhs, "<=": lhs <= rhs}[
             condition.rel_op
@@ -96,7 +99,7 @@ def random_point(program, symbols, kinds, sizes, rng) -> dict:
             hot = rng.randrange(width)
             for col in range(width):
                 idx = ([row] if len(shape) > 1 else []) + ([col] if shape else [])
-                label = "_".join([name, *map(str, idx)]) if idx else name
+                label = separator(program).join([name, *map(str, idx)]) if idx else name
                 symbol = sympy.Symbol(label)
                 if kind == "one-hot":
                     point[symbol] = sympy.Integer(int(col == hot))

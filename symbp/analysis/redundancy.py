@@ -315,12 +315,13 @@ def _tree_size(expr: sympy.Expr, sizes: dict[sympy.Symbol, int]) -> int:
 
 
 def function_view(expr: sympy.Expr, functions: FunctionTable) -> sympy.Expr:
-    """The expression with every table function replaced by a stand-in whose derivative is a
-    named ``f_prime(u)`` (:func:`symbp.ir.display.view`), so that naive gradients keep
-    σ′(wx + b) as one subexpression."""
+    """The expression with every table function of one argument replaced by a stand-in whose
+    derivative is a named ``f_prime(u)`` (:func:`symbp.ir.display.view`), so that naive
+    gradients keep σ′(wx + b) as one subexpression. A function of two (``maximum``) keeps its
+    own derivative."""
     mapping = {}
     for entry in functions.values():
-        if entry.cls is None or entry.name == "identity":
+        if entry.cls is None or entry.name == "identity" or entry.arity != 1:
             continue
         mapping[entry.cls] = view(entry.name)
     return expr.replace(lambda e: type(e) in mapping, lambda e: mapping[type(e)](*e.args))

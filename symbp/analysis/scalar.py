@@ -10,6 +10,7 @@ reused), and *expanded*, where every value is written out in the parameters and 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -58,13 +59,28 @@ def concrete_attrs(eqn: Eqn, dims: Mapping[sympy.Symbol, sympy.Integer]) -> dict
     return attrs
 
 
-def entry_symbols(name: str, shape: tuple[int, ...]) -> np.ndarray:
-    """``W1_0_1`` for entry (0, 1) of ``W1``; a scalar is its own name."""
+def entry_symbols(name: str, shape: tuple[int, ...], sep: str = "_") -> np.ndarray:
+    """``W1_0_1`` for entry (0, 1) of ``W1``; a scalar is its own name. ``sep`` is what joins
+    the name and the indices (see :func:`separator`)."""
     out = np.empty(shape, dtype=object)
     for idx in np.ndindex(shape):
-        label = "_".join([name, *map(str, idx)]) if idx else name
+        label = sep.join([name, *map(str, idx)]) if idx else name
         out[idx] = sympy.Symbol(label)
     return out
+
+
+def separator(program: Program) -> str:
+    """``_`` joins a value's name and an entry's indices, unless that is ambiguous: a value
+    ``E_t_2`` beside ``E_t`` would make entry (2, 0) of ``E_t`` and entry 0 of ``E_t_2`` one
+    symbol. Such a Program's entries are joined with ``·``, which no name holds."""
+    names = set(program.vars)
+    for name in names:
+        head = name
+        while re.fullmatch(r".+_\d+", head):
+            head = head.rsplit("_", 1)[0]
+            if head in names:
+                return "·"
+    return "_"
 
 
 @dataclass
@@ -81,7 +97,8 @@ class Scalarized:
 def leaves(program: Program, sizes: Mapping[str, int]) -> dict[str, np.ndarray]:
     """Inputs, parameters and constants as arrays of fresh symbols."""
     names = [*program.inputs, *program.params, *program.consts]
-    return {n: entry_symbols(n, concrete_shape(program.shape(n), sizes)) for n in names}
+    sep = separator(program)
+    return {n: entry_symbols(n, concrete_shape(program.shape(n), sizes), sep) for n in names}
 
 
 def scalarize(
@@ -98,6 +115,7 @@ def scalarize(
     """
     result = start or Scalarized(dict(leaves(program, sizes)))
     dims = size_values(sizes)
+    sep = separator(program)
     for eqn in eqns:
         attrs = concrete_attrs(eqn, dims)
         args = [result.values[a] for a in eqn.args]
@@ -112,7 +130,7 @@ def scalarize(
             # depth, and ``xreplace`` walks every copy of every shared subtree.
             value[idx] = entry.xreplace(dims) if shared else entry
         if shared:
-            symbols = entry_symbols(eqn.out, value.shape)
+            symbols = entry_symbols(eqn.out, value.shape, sep)
             definitions = []
             for idx in np.ndindex(value.shape):
                 expr = value[idx]

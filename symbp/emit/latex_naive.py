@@ -215,8 +215,8 @@ def _marked(expr: sympy.Expr, marks: list[tuple[sympy.Expr, int]]) -> sympy.Expr
     targets = dict(marks)
 
     def walk(node: sympy.Basic) -> sympy.Basic:
-        if node.is_Atom:
-            return node
+        if node.is_Atom or isinstance(node, sympy.logic.boolalg.Boolean | sympy.Piecewise):
+            return node  # a condition (z > 0), or a case of one, is not marked inside
         if node in targets:
             inner = node.func(*(walk(a) for a in node.args))
             return d.Mark(inner, sympy.Integer(targets[node]))

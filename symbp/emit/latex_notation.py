@@ -66,10 +66,10 @@ def notation_for(derivation: Derivation, key: str = DEFAULT) -> Notation:
     names = {n: latex_name(n) for n in program.vars}
     notation = Notation(key, names)
     for eqn in program.forward_eqns:
-        leaf = eqn.args[0] if eqn.args else ""
-        if eqn.op == "transpose" and program.vars[leaf].role != "value":
-            # Wᵀ of a tied weight is notation, not a step: it is written Wᵀ, never a new name.
-            names[eqn.out] = "{" + names[leaf] + r"}^{\top}"
+        if eqn.op == "transpose":
+            # Wᵀ (a tied weight's W.T) is notation, not a step: it is written Wᵀ, never under
+            # the name the lowering gave it.
+            names[eqn.out] = "{" + names[eqn.args[0]] + r"}^{\top}"
             notation.hidden.add(eqn.out)
     if network is not None:
         notation.depth = len(network.layers)

@@ -524,11 +524,18 @@ def neurons(w: Writer) -> Section | None:
         a = neurons_of[z]
         entry = functions.by_class(type(program.producer()[a].attr("expr")))
         f_prime = d.prime(entry.name)(sympy.Symbol(z))
-        uses = [e for e in children.get(a, []) if e.op == "ewise"]
+        uses = children.get(a, [])
+        if not uses:
+            continue
         feeds_neurons = any(e.out in neurons_of for e in uses)
         terms = []
         for use in uses:
-            local = sympy.diff(use.attr("expr"), sympy.Symbol(a))
+            expr = use.attr("expr") if use.op == "ewise" else None
+            local = (
+                sympy.diff(expr, sympy.Symbol(a))
+                if expr is not None
+                else d.LocalDeriv(sympy.Symbol(use.out), sympy.Symbol(a))
+            )
             onward = _onward(program, use.out, children)
             terms.append(d.times(local, onward) if onward != 1 else local)
         case = "(case 2)" if feeds_neurons else "(case 1)"

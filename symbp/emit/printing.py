@@ -390,7 +390,10 @@ class HadamardLatexPrinter(MathLatexPrinter):
             for cls in type(expr).__mro__:
                 method = getattr(self, f"_print_{cls.__name__}", None)
                 if method is not None:
-                    return method(expr, **kwargs)
+                    text = method(expr)
+                    if kwargs.get("exp") is not None:  # SymPy prints f(x)**2 as f^2(x)
+                        return rf"\left({text}\right)^{{{kwargs['exp']}}}"
+                    return text
         return super()._print(expr, **kwargs)
 
     def _print_Plus(self, expr):

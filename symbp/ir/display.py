@@ -237,7 +237,9 @@ SAMPLE = sympy.Symbol("x", integer=True, nonnegative=True)
 
 
 def plus(*terms: sympy.Expr) -> sympy.Expr:
-    """``terms`` summed in their order; one term is itself."""
+    """``terms`` summed in their order; one term is itself, none is 0."""
+    if not terms:
+        return sympy.Integer(0)
     return terms[0] if len(terms) == 1 else Plus(*terms)
 
 
@@ -309,25 +311,21 @@ def rank(expr: sympy.Basic, ranks: Mapping[str, int]) -> int:
 
 def sum_to(expr: sympy.Expr, source: Shape, target: Shape) -> sympy.Expr:
     """``expr`` of shape ``source`` summed over the axes NumPy broadcast ``target`` along
-    (the adjoint of a broadcast), written with vectors of ones: 𝟏ᵀ v̄, Āᵀ𝟏, 𝟏ᵀ Ā 𝟏."""
-    if tuple(source) == tuple(target):
+    (the adjoint of a broadcast), written with vectors of ones: 𝟏ᵀ v̄, Āᵀ𝟏, Ā𝟏, 𝟏ᵀ Ā 𝟏."""
+    if tuple(source) == tuple(target) or len(source) > 2:
         return expr
-    if not target:
-        if len(source) == 1:
-            return MatProd(Tr(Ones(dim_expr(source[0]))), expr)
-        if len(source) == 2:
-            rows, cols = (dim_expr(d) for d in source)
-            return MatProd(MatProd(Tr(Ones(rows)), expr), Ones(cols))
-        return expr
-    if len(source) == 2 and len(target) == 1:  # a vector added to every row
-        return MatProd(Tr(expr), Ones(dim_expr(source[0])))
-    if len(source) == 2 and len(target) == 2:
-        rows, cols = (dim_expr(d) for d in source)
-        if target[0] == 1 and source[0] != 1:
-            expr = MatProd(Tr(Ones(rows)), expr)
-        if target[1] == 1 and source[1] != 1:
-            expr = MatProd(expr, Ones(cols))
-        return expr
+    aligned = [None] * (len(source) - len(target)) + list(target)[-len(source) :]
+    summed = [t is None or (t == 1 and s != 1) for s, t in zip(source, aligned, strict=True)]
+    ones = [Ones(dim_expr(d)) for d in source]
+    if len(source) == 1:
+        return MatProd(Tr(ones[0]), expr) if summed[0] else expr
+    rows, cols = summed
+    if rows and cols:
+        return MatProd(MatProd(Tr(ones[0]), expr), ones[1])
+    if rows:  # each column's sum: a vector (target n) or a row (target 1 × n)
+        return MatProd(Tr(expr), ones[0]) if len(target) == 1 else MatProd(Tr(ones[0]), expr)
+    if cols:
+        return MatProd(expr, ones[1])
     return expr
 
 

@@ -107,6 +107,7 @@ class Ewise(Op):
         )
         if (
             entry is not None
+            and entry.arity == 1  # max′ of one argument would mean nothing
             and entry.latex
             and "{x}" not in entry.latex  # a form around its argument has no name to prime
             and expr.args[0] == sym(arg)
