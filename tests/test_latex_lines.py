@@ -250,3 +250,50 @@ def test_documents_of_random_graphs_are_true(g):
     derivation = derive(loads(g.spec()))
     result = verify(derivation, document(derivation, timeout=30).lines())
     assert not result.failures, g.spec() + "\n".join(result.failures[:3])
+
+
+NETWORKS = {
+    "one layer, sigmoid cross-entropy, summed": (
+        [(2, "identity", True)],
+        "sigmoid_binary_cross_entropy",
+        "sum",
+        None,
+    ),
+    "three layers, squared error through a sigmoid, mixed biases, L2": (
+        [(3, "tanh", True), (3, "relu", False), (2, "sigmoid", True)],
+        "squared_error",
+        "mean",
+        0.01,
+    ),
+    "two layers without biases, softmax, L2": (
+        [(3, "softplus", False), (3, "identity", False)],
+        "softmax_cross_entropy",
+        "mean",
+        0.1,
+    ),
+    "two layers, the second without bias, sigmoid cross-entropy": (
+        [(3, "tanh", True), (2, "identity", False)],
+        "sigmoid_binary_cross_entropy",
+        "mean",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("notation", NOTATIONS)
+@pytest.mark.parametrize("case", NETWORKS.values(), ids=NETWORKS.keys())
+def test_documents_of_networks_of_every_kind_are_true(case, notation):
+    """Seed 002's and seed 003's statements for every loss, with and without biases (mixed
+    too), L2 and either reduction, one layer to three: each general statement at every
+    layer and sample, each statement for the model."""
+    layers, loss, reduction, l2 = case
+    rows = ", ".join(
+        f'{{ units = {u}, activation = "{a}", bias = {str(b).lower()} }}' for u, a, b in layers
+    )
+    text = (
+        f'name = "n"\n[network]\ninputs = 2\nlayers = [{rows}]\nloss = "{loss}"\n'
+        f'reduction = "{reduction}"\n' + (f"l2 = {l2}\n" if l2 else "")
+    )
+    derivation = derive(loads(text))
+    result = verify(derivation, document(derivation, notation).lines())
+    assert result.lines > 15 and not result.failures, "\n".join(result.failures[:3])

@@ -318,7 +318,6 @@ class Scene:
     def _node_Symbolic(self, node, layer, sample):
         kind = node.name
         network = self._network()
-        depth = len(network.layers)
         if kind == "cost_grad" and not _is_batch(sample):
             return self._cost_grad(self._size(sample))
         if kind in ("target", "pred", "cost", "cost_grad"):
@@ -336,7 +335,7 @@ class Scene:
             return value
         if kind == "cost" and not _is_batch(sample):
             loss = LOSSES[network.loss]
-            z = self.values[layer_name("Z", depth)]
+            z = self.values[self._loss_input()]
             x = self._size(sample)
             return _array(loss.scalar_total(z[x], self.values["T"][x]))
         if sample == d.BATCH or kind == "cost":
@@ -354,7 +353,7 @@ class Scene:
             return self.values[DATA_LOSS]
         if kind == "cost_grad":
             return self._cost_grad(None)
-        z = sympy.Symbol(layer_name("Z", len(network.layers)))
+        z = sympy.Symbol(self._loss_input())
         return self.array(LOSSES[network.loss].display_prediction(z))
 
     def _cost_grad(self, x: int | None) -> np.ndarray:
@@ -373,6 +372,11 @@ class Scene:
             out[idx] = (sympy.diff(total, fresh[idx]) * scale).xreplace(substitution)
         return out
 
+    def _loss_input(self) -> str:
+        """What the data loss is taken of: the logits of a loss that applies its own softmax
+        or σ, the last layer's output otherwise."""
+        return self.producer[DATA_LOSS].args[0]
+
     def _loss_scale(self) -> sympy.Expr:
         """1/m for a mean over the batch, 1 for a sum (the data loss's own attribute)."""
         eqn = self.producer[DATA_LOSS]
@@ -383,7 +387,7 @@ class Scene:
         """∂C_x/∂v for sample x's own loss C_x: seeded at the logits, row x alone, from the
         loss's per-sample meaning differentiated here."""
         network = self._network()
-        z_name = layer_name("Z", len(network.layers))
+        z_name = self._loss_input()
         z = self.values[z_name]
         fresh = entry_symbols("ζ·", z.shape[1:])
         cost = LOSSES[network.loss].scalar_total(fresh, self.values["T"][x])
@@ -449,7 +453,7 @@ class Scene:
             raise Unevaluable("∂(an entry of the prediction)/∂(the logits) only")
         network = self._network()
         sample = self._size(pred.args[1])
-        z = self.values[layer_name("Z", len(network.layers))][sample]
+        z = self.values[self._loss_input()][sample]
         fresh = entry_symbols("ζ·", z.shape)
         logits = sympy.Symbol("ζ·logits")  # fresh logits, the same for every sample
         self.defined[logits] = fresh

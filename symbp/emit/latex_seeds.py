@@ -95,7 +95,8 @@ def seed003(w: Writer) -> Section:
 
     def pre(i):  # Z_i W_i + 𝟏 b_iᵀ for layer i, whose input is Z_i
         product = d.MatProd(z(i - 1, BATCH), weights(i, BATCH))
-        return product + d.MatProd(d.Ones(M), d.Tr(bias(i, BATCH))) if all(biased) else product
+        has_bias = biased[int(i) - 1] if isinstance(i, int | sympy.Integer) else all(biased)
+        return product + d.MatProd(d.Ones(M), d.Tr(bias(i, BATCH))) if has_bias else product
 
     def sigma(name, i, argument):
         return layer_fn(name)(i, argument)
@@ -158,7 +159,7 @@ def seed003(w: Writer) -> Section:
         decay = d.Deriv(cost, weights(EACH, BATCH)) + sympy.Symbol("l2") * weights(EACH, BATCH)
         section.show([_general(w, [d.Deriv(total, weights(EACH, BATCH)), decay], {EACH: layers})])
     if depth == 2 and network.loss == "softmax_cross_entropy":
-        first = r" + \mathbf{1} b_{1}^{\top}" if biased[0] else ""
+        first = r" + \mathbf{1} b_{1}^{\top}" if biased[0] else ""  # as pre(1) writes it
         section.text(
             "For two layers these are seed 003's closed forms, with $Z_{1} = X$ and "
             rf"$Z_{{2}} = \sigma_{{1}}(Z_{{1}} W_{{1}}{first})$:"
@@ -418,7 +419,7 @@ def batch_form(w: Writer, depth: int) -> list[Block]:
     )
     residual = (pred(depth, cols) - t(depth, cols)) / count
     rows = []
-    if network.loss != "softmax_cross_entropy":
+    if network.loss == "squared_error":  # the 1/m enters here, and only here
         rows.append(w.equation([grad_a(depth, cols), residual]))
     if network.layers[-1].activation == "identity" or LOSSES[network.loss].takes_logits:
         rows.append(w.equation([delta(depth, cols), residual], note="(BP1)"))
