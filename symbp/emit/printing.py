@@ -1,8 +1,11 @@
-"""Expression printers: NumPy code, LaTeX and plain text, subclassed once from SymPy's.
+"""Expression printers: NumPy code, array API code, LaTeX and plain text, subclassed once
+from SymPy's.
 
 The NumPy printer writes code as ``ruff format`` would (spaces around binary operators,
 ``x**2`` hugged only for simple operands), so generated modules need no formatter pass, and it
-prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stays float32).
+prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stays float32). The
+array API printer is the same but for what the standard spells otherwise: each function's
+array API form, and ``xp.where`` with an array among its choices.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
 from symbp.emit.latex_names import latex_name
-from symbp.ir.functions import FunctionTable
+from symbp.ir.functions import ArrayApiForm, ElementwiseFunction, FunctionTable, NumpyForm
 
 
 def _is_simple(expr: sympy.Expr) -> bool:
@@ -115,6 +118,10 @@ class CodePrinter(NumPyPrinter):
             return self._print_Function(expr)
         return super()._print(expr, **kwargs)
 
+    def _form(self, entry: ElementwiseFunction) -> NumpyForm | ArrayApiForm:
+        """The entry's form this printer writes."""
+        return entry.numpy
+
     # atoms
     def _print_Symbol(self, expr):
         return expr.name
@@ -192,9 +199,10 @@ class CodePrinter(NumPyPrinter):
         entry = self.functions.by_class(type(expr))
         if entry is None:
             raise ValueError(f"no NumPy form for function {type(expr).__name__}")
+        form = self._form(entry)
         self.used_functions.add(entry.name)
-        self.used_functions.update(entry.numpy.needs)
-        template = entry.numpy.expr
+        self.used_functions.update(form.needs)
+        template = form.expr
         printed = {}
         for key, arg in zip("xy", expr.args, strict=False):
             text = self._print(arg)
@@ -229,6 +237,61 @@ class CodePrinter(NumPyPrinter):
 
     def _print_Relational(self, expr):
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+
+class ArrayApiPrinter(CodePrinter):
+    """Right-hand sides for the array API module: the functions' array API forms, the
+    standard's ``xp.sqrt`` and ``xp.where``; no ``out=`` (some arrays cannot be written)."""
+
+    def _form(self, entry: ElementwiseFunction) -> NumpyForm | ArrayApiForm:
+        return entry.array_api
+
+    def into(self, expr: sympy.Expr, buffer: str) -> str | None:
+        return None
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == sympy.Rational(1, 2):
+            return f"xp.sqrt({self._print(expr.base)})"
+        return super()._print_Pow(expr, rational)
+
+    def _print_Mul(self, expr):
+        # g·(1 if r > 0 else 0), relu′'s product, as xp.where(r > 0, g, 0): the standard does
+        # not multiply floats by booleans, and the choice costs no multiplication.
+        choices = [f for f in expr.args if isinstance(f, sympy.Piecewise) and _numbers(f)]
+        if len(choices) == 1:
+            rest = sympy.Mul(*(f for f in expr.args if f is not choices[0]))
+            if not rest.is_number:
+                return self._print_Piecewise(
+                    sympy.Piecewise(*((rest * v, c) for v, c in choices[0].args))
+                )
+        return super()._print_Mul(expr)
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is not sympy.true:
+            raise ValueError("a Piecewise needs a final True branch")
+        out, number = self._print(last), last.is_number
+        for value, condition in reversed(branches):
+            if number and value.is_number:
+                # xp.where needs an array among its choices: the other one, shaped and typed
+                # like a value the condition reads (so the result is of the values' dtype).
+                out = f"xp.full_like({_carrier(condition)}, {out})"
+            out = f"xp.where({self._print(condition)}, {self._print(value)}, {out})"
+            number = False
+        return out
+
+
+def _numbers(choice: sympy.Piecewise) -> bool:
+    """Whether every value a Piecewise chooses between is a number (a derivative's 0 and 1)."""
+    return all(value.is_number for value, _ in choice.args)
+
+
+def _carrier(condition: sympy.Basic) -> str:
+    """A value a condition reads (not a size): an array in the array API module."""
+    names = sorted(s.name for s in condition.free_symbols if not s.is_integer)
+    if not names:
+        raise ValueError(f"the condition {condition} reads no value")
+    return names[0]
 
 
 def _dtype_carrier(expr: sympy.Expr, arrays: frozenset[str]) -> str | None:
@@ -294,7 +357,8 @@ class Printers:
     """The printers one Program is shown with; op forms call these for their expressions.
 
     ``arrays`` names the values that are NumPy arrays when the module runs (the rest are
-    Python numbers: constants, and values computed from constants alone).
+    Python numbers: constants, and values computed from constants alone). ``shapes`` gives
+    each value's shape, for forms that differ by rank.
     """
 
     def __init__(
@@ -302,10 +366,13 @@ class Printers:
         functions: FunctionTable,
         latex_names: Mapping[str, str] | None = None,
         arrays: Iterable[str] = (),
+        shapes: Mapping[str, tuple] | None = None,
     ):
         self.functions = functions
         self.arrays = frozenset(arrays)
+        self.shapes = dict(shapes or {})
         self.code = CodePrinter(functions)
+        self.xp_code = ArrayApiPrinter(functions)
         self._text = TextPrinter(functions)
         self._latex_names = dict(latex_names or {})
         self._latex = MathLatexPrinter(
@@ -335,6 +402,25 @@ class Printers:
 
     def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None:
         return self.code.into(expr, buffer)
+
+    def array_api(self, expr: sympy.Expr) -> str:
+        return self.xp_code.doprint_expr(expr)
+
+    def array_api_value(self, expr: sympy.Expr, args: Iterable[str]) -> str:
+        """An elementwise assignment's right-hand side in the array API module, where every
+        value is an array (constants are 0-d arrays of the parameters' dtype): of the
+        broadcast shape of all ``args``, those SymPy simplified away included."""
+        code = self.array_api(expr)
+        used = {s.name for s in expr.free_symbols}
+        missing = [f"xp.zeros_like({a})" for a in args if a not in used]
+        if missing:
+            return " + ".join(missing if expr == 0 else [code, *missing])
+        if not any(not s.is_integer for s in expr.free_symbols):
+            raise ValueError(f"{code} reads no array to take its dtype and device from")
+        return code
+
+    def rank(self, name: str) -> int:
+        return len(self.shapes[name])
 
     def latex(self, expr: sympy.Expr) -> str:
         return self._latex.doprint(expr)
