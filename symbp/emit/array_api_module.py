@@ -150,7 +150,12 @@ def _forward(program: Program, printers: Printers, cached: list[str]) -> Functio
 def _backward(program: Program, printers: Printers, cached: list[str]) -> Function:
     lines = ["xp = _namespace(params)"]
     lines += backward_unpack(program, cached, call="_params(xp, params, {})")
-    lines += body(program.backward_eqns, printers)
+    printers.reads_dtype = False
+    computed = body(program.backward_eqns, printers)
+    if printers.reads_dtype:  # a number made an array: of the parameters' dtype and device
+        first = f'params["{program.params[0]}"]'
+        lines.append(f"dtype, dev = {first}.dtype, array_device({first})")
+    lines += computed
     lines += ["return {", *(f'    "{p}": {g},' for p, g in program.grads.items()), "}"]
     doc = ["Gradients of the loss, keyed and shaped like ``params``, from ``forward``'s cache."]
     return Function(["def backward(params, cache):"], doc, lines)

@@ -373,6 +373,8 @@ class Printers:
         self.shapes = dict(shapes or {})
         self.code = CodePrinter(functions)
         self.xp_code = ArrayApiPrinter(functions)
+        self.reads_dtype = False
+        """Whether an array API value printed so far reads ``dtype`` and ``dev``."""
         self._text = TextPrinter(functions)
         self._latex_names = dict(latex_names or {})
         self._latex = MathLatexPrinter(
@@ -416,7 +418,9 @@ class Printers:
         if missing:
             return " + ".join(missing if expr == 0 else [code, *missing])
         if not any(not s.is_integer for s in expr.free_symbols):
-            raise ValueError(f"{code} reads no array to take its dtype and device from")
+            # A number (``p - p`` simplified away): an array of the parameters' dtype and device.
+            self.reads_dtype = True
+            return f"xp.asarray({code}, dtype=dtype, device=dev)"
         return code
 
     def rank(self, name: str) -> int:
