@@ -19,6 +19,7 @@ import inspect
 import itertools
 
 import array_api_compat
+import array_api_compat.numpy
 import numpy as np
 import pytest
 from click.testing import CliRunner

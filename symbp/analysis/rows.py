@@ -106,7 +106,7 @@ def _split(program: Program, size: str) -> RowSplit:
     if kind == SUM:
         return RowSplit(size, SUM, f"the loss is a sum over the rows of {size}")
     note = (
-        f"the loss is a mean over the rows of {size}, plus terms that do not depend on them"
+        f"the loss is a mean over the rows of {size} (plus any terms that do not depend on them)"
         if kind == MEAN
         else f"the loss does not depend on the rows of {size}"
     )
@@ -224,6 +224,8 @@ def _fused_loss(eqn: Eqn, kinds: list[str], program: Program, size: str) -> str:
     z, t = kinds
     if z in TOTALS or t in TOTALS or {z, t} - {CONST, ROWS, ROWS_T}:
         raise _Mixed(f"applies {eqn.op} to a total over rows")
+    if eqn.op == "softmax_cross_entropy" and (z != ROWS or len(program.shape(eqn.args[0])) < 2):
+        raise _Mixed("takes a softmax across the rows (the batch is its last axis)")
     count = eqn.attr("count")
     if count is not None and count == dim_symbol(size):
         return MEAN  # Σ over entries, divided by the batch's rows

@@ -13,11 +13,13 @@ another Program (a Hessian-vector product, say) is one more entry built by :func
 
 from __future__ import annotations
 
+import json
+import textwrap
 from dataclasses import dataclass, field
 
-from symbp.analysis.rows import row_split
+from symbp.analysis.rows import RowSplit, row_split
 from symbp.derivation import Derivation
-from symbp.emit.layout import bracketed, short_statements, too_long, unpack
+from symbp.emit.layout import LINE_WIDTH, bracketed, short_statements, too_long, unpack
 from symbp.emit.module_parts import (
     argument_doc,
     backward_unpack,
@@ -69,8 +71,7 @@ def module_context(derivation: Derivation) -> dict:
         functions.append(_predict(program, predict, printers))
     return {
         **module_header(derivation, printers),
-        "row_split": repr({"size": split.size, "loss": split.loss}).replace("'", '"'),
-        "row_split_doc": wrap(f"Here {split.note}."),
+        "row_split": _row_split(split),
         "helpers": _helpers(derivation, printers),
         "init_signature": bracketed(
             "def init_params(",
@@ -180,6 +181,23 @@ def _predict(program: Program, predict: Program, printers: Printers) -> Function
     lines.append(f"return {predict.loss}")
     define = bracketed("def predict(", signature(predict), "):", indent=0)
     return Function(define, wrap(predict_doc(program, predict)), lines)
+
+
+def _row_split(split: RowSplit) -> list[str]:
+    """``ROW_SPLIT = {...}``, one key a line, the reason wrapped into short strings."""
+    why = textwrap.wrap(split.note, LINE_WIDTH - 15, drop_whitespace=False)
+    lines = [
+        "ROW_SPLIT = {",
+        f'    "size": {_literal(split.size)},',
+        f'    "loss": {_literal(split.loss)},',
+    ]
+    if len(why) == 1:
+        return [*lines, f'    "why": {json.dumps(why[0])},', "}"]
+    return [*lines, '    "why": (', *(f"        {json.dumps(w)}" for w in why), "    ),", "}"]
+
+
+def _literal(text: str | None) -> str:
+    return "None" if text is None else json.dumps(text)
 
 
 def _named_sizes(program: Program) -> list[str]:
