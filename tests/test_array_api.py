@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
+import subprocess
+import sys
 
 import array_api_compat
 import array_api_compat.numpy
@@ -35,7 +37,7 @@ from symbp.ir.ops import OPS
 from symbp.loader import load_module, module_from_source
 from symbp.resources import example_specs
 from tests.array_backends import Backend, backend, params_and_inputs, running
-from tests.conftest import imported_packages, network_spec
+from tests.conftest import ROOT, imported_packages, network_spec
 from tests.test_graph_oracle import draw_point, graphs
 from tests.test_network_oracle import networks
 
@@ -204,6 +206,21 @@ def test_the_module_imports_array_api_compat_and_the_standard_library_only():
         assert imported_packages(source) == {"array_api_compat", "math", "random"}, spec
 
 
+def test_the_modules_pass_ruff(tmp_path):
+    """As the NumPy modules do: laid out as ruff lays code out, nothing to lint."""
+    for spec in EXAMPLES.values():
+        source = array_api_module.generate(derive(load(spec)))
+        (tmp_path / f"{spec.stem}.py").write_text(source, encoding="utf-8")
+    config = str(ROOT / "pyproject.toml")
+    for args in (["check"], ["format", "--check"]):
+        run = subprocess.run(
+            [sys.executable, "-m", "ruff", *args, "--config", config, str(tmp_path)],
+            capture_output=True,
+            text=True,
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
 def test_pytorch_autograd_through_forward_equals_backward(example_modules):
     """Autograd records every operation of ``forward`` on tensors that require gradients
     (it refuses writes into them) and differentiates it independently of ``backward``."""
@@ -307,7 +324,7 @@ def test_generate_target_array_api(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert result.output == "wrote generated/net_array_api.py\n"
     module = load_module(tmp_path / "generated" / "net_array_api.py")
-    assert module.ROW_SPLIT == {"size": "m", "loss": "mean"}
+    assert (module.ROW_SPLIT["size"], module.ROW_SPLIT["loss"]) == ("m", "mean")
     check = CliRunner().invoke(main, ["check", "generated/net_array_api.py"])
     assert check.exit_code == 0 and "ok: largest relative error" in check.output
     again = array_api_module.generate(derive(load(spec)))

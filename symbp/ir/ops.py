@@ -563,7 +563,8 @@ class SumSquares(Op):
         return f"np.vdot({args[0]}, {args[0]})"
 
     def array_api(self, args, attrs, pr):
-        return f"xp.sum({args[0]} * {args[0]})"
+        flat = f"xp.reshape({args[0]}, (-1,))"  # a dot product: no temporary of its size
+        return f"xp.vecdot({flat}, {flat})"
 
     def latex(self, args, attrs, pr):
         return f"\\lVert {pr.latex_name(args[0])} \\rVert^{{2}}"
