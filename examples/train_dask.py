@@ -2,10 +2,12 @@
 L2) on a million rows spread over a Dask cluster, each step's gradient computed chunk by chunk
 on the workers (symbp.dask), with seed 003's SGD and momentum.
 
-    pip install 'symbp[dask]'                                   # dask.distributed, array-api-compat
-    symbp generate --target array-api examples/mlp_digits.toml  # -> generated/mlp_digits_array_api.py
-    python examples/train_dask.py                               # a LocalCluster of 2 workers
-    python examples/train_dask.py --scheduler tcp://HOST:8786   # any running cluster
+    pip install 'symbp[dask]'                      # dask.distributed, array-api-compat
+    symbp generate --target array-api examples/mlp_digits.toml
+    python examples/train_dask.py                  # a LocalCluster of 2 workers
+    python examples/train_dask.py --scheduler tcp://HOST:8786     # any running cluster
+
+``symbp generate --target array-api`` writes generated/mlp_digits_array_api.py.
 
 The rows are made on the workers (inputs ~ N(0, 1), each labelled by a fixed random 64-32-10
 "teacher" network) or, with --npy DIR, read from DIR/X.npy and DIR/y.npy chunk by chunk: no
