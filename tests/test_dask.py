@@ -7,6 +7,10 @@ once, so that the module's source really travels and is verified again in anothe
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -197,3 +201,36 @@ def test_two_worker_processes(generated):
         assert_agrees(got, reference.loss_and_grad(params, *inputs))
         ran = client.run(lambda: sorted(__import__("symbp.dask").dask._MODULES))
         assert len(ran) == 2 and all(len(digests) == 1 for digests in ran.values())
+
+
+def test_the_training_example_runs_on_two_workers(tmp_path):
+    """examples/train_dask.py, shortened: it trains, and its distributed gradient agrees."""
+    out = tmp_path / "generated" / "mlp_digits_array_api.py"
+    spec = str(ROOT / "examples" / "mlp_digits.toml")
+    result = CliRunner().invoke(main, ["generate", "--target", "array-api", spec, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    script = str(ROOT / "examples" / "train_dask.py")
+    args = ["--rows", "40000", "--chunk", "5000", "--batch", "20000", "--steps", "10"]
+    run = subprocess.run(
+        [sys.executable, script, *args], cwd=tmp_path, capture_output=True, text=True, timeout=180
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "cluster: 2 workers at tcp://" in run.stdout
+    assert "data: 40,000 rows x 64 (20 MiB), made on the workers and kept there" in run.stdout
+    losses = [float(x) for x in re.findall(r"batch loss (\d+\.\d+)", run.stdout)]
+    assert len(losses) == 2 and losses[-1] < losses[0]
+    found = re.search(r"agreement on 20,000 rows, 4 chunks .*gradients (\S+) ", run.stdout)
+    assert found and float(found.group(1)) <= TOLERANCE, run.stdout
+
+
+def test_the_training_example_says_what_is_missing(tmp_path):
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_dask.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert "no generated/mlp_digits_array_api.py; run: symbp generate --target array-api" in (
+        run.stderr
+    )
