@@ -97,6 +97,11 @@ def predict(
     (nothing is computed or gathered until you ask: ``.mean()``, ``.to_zarr()``, ...).
     ``inputs`` are those ``predict`` takes, in its order."""
     size, _ = row_split(module)
+    if not module.ROW_SPLIT.get("predict"):
+        raise ValueError(
+            "the module's predict does not compute row by row (or there is none), so its "
+            "chunks' predictions are not the batch's"
+        )
     names = _arguments(module.predict)
     shapes = [module.INPUT_SHAPES[n] for n in names]
     arrays, blocks, rows = _chunks(names, inputs, [s[:1] == (size,) for s in shapes])

@@ -173,6 +173,12 @@ def test_what_is_refused(generated, tmp_path):
     unsplit, _ = generated(squared, "squared")
     with pytest.raises(ValueError, match="does not split over row chunks: the step E is not"):
         sd.loss_and_grad(unsplit, {"w": np.ones(3)}, Xd[:, :3].rechunk((5, 3)))
+    gram = 'name = "gram"\n[graph]\ninputs = { X = "m x 3" }\nparams = { w = "3" }\n'
+    gram += 'steps = ["G = X @ X.T", "E = mean(X @ w)"]\nloss = "E"\noutput = "G"\n'
+    mixing, _ = generated(gram, "gram")
+    assert mixing.ROW_SPLIT["loss"] == "mean" and mixing.ROW_SPLIT["predict"] is False
+    with pytest.raises(ValueError, match="predict does not compute row by row"):
+        sd.predict(mixing, {"w": np.ones(3)}, Xd[:, :3].rechunk((5, 3)))
 
 
 def test_an_edited_module_does_not_run_on_the_workers(client, generated):

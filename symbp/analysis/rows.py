@@ -80,7 +80,31 @@ def row_split(program: Program) -> RowSplit:
     return first
 
 
+def rowwise(program: Program, size: str) -> bool:
+    """Whether ``program``'s result (a prediction Program's output) is computed row by row
+    with the batch on its first axis, so that the chunks' results, stacked, are the batch's."""
+    kinds, _ = _classify(program, size)
+    return kinds.get(program.loss) == ROWS
+
+
 def _split(program: Program, size: str) -> RowSplit:
+    kinds, mixed = _classify(program, size)
+    if program.loss in mixed:
+        return RowSplit(size, None, mixed[program.loss])
+    kind = kinds[program.loss]
+    if kind == SUM:
+        return RowSplit(size, SUM, f"the loss is a sum over the rows of {size}")
+    note = (
+        f"the loss is a mean over the rows of {size} (plus any terms that do not depend on them)"
+        if kind == MEAN
+        else f"the loss does not depend on the rows of {size}"
+    )
+    assert kind in (MEAN, CONST), kind  # a scalar has no row axis
+    return RowSplit(size, MEAN, note)
+
+
+def _classify(program: Program, size: str) -> tuple[dict[str, str], dict[str, str]]:
+    """Each value's class, and for each value that is none, why (its first mixing step)."""
     kinds: dict[str, str] = {}
     mixed: dict[str, str] = {}
     for name in program.inputs:
@@ -100,18 +124,7 @@ def _split(program: Program, size: str) -> RowSplit:
             kinds[eqn.out] = _kind(eqn, [kinds[a] for a in eqn.args], program, size)
         except _Mixed as why:
             mixed[eqn.out] = f"the step {eqn.out} {why}"
-    if program.loss in mixed:
-        return RowSplit(size, None, mixed[program.loss])
-    kind = kinds[program.loss]
-    if kind == SUM:
-        return RowSplit(size, SUM, f"the loss is a sum over the rows of {size}")
-    note = (
-        f"the loss is a mean over the rows of {size} (plus any terms that do not depend on them)"
-        if kind == MEAN
-        else f"the loss does not depend on the rows of {size}"
-    )
-    assert kind in (MEAN, CONST), kind  # a scalar has no row axis
-    return RowSplit(size, MEAN, note)
+    return kinds, mixed
 
 
 def _kind(eqn: Eqn, kinds: list[str], program: Program, size: str) -> str:

@@ -17,7 +17,7 @@ import json
 import textwrap
 from dataclasses import dataclass, field
 
-from symbp.analysis.rows import RowSplit, row_split
+from symbp.analysis.rows import RowSplit, row_split, rowwise
 from symbp.derivation import Derivation
 from symbp.emit.layout import LINE_WIDTH, bracketed, short_statements, too_long, unpack
 from symbp.emit.module_parts import (
@@ -71,7 +71,9 @@ def module_context(derivation: Derivation) -> dict:
         functions.append(_predict(program, predict, printers))
     return {
         **module_header(derivation, printers),
-        "row_split": _row_split(split),
+        "row_split": _row_split(
+            split, predict is not None and split.size is not None and rowwise(predict, split.size)
+        ),
         "helpers": _helpers(derivation, printers),
         "init_signature": bracketed(
             "def init_params(",
@@ -183,13 +185,14 @@ def _predict(program: Program, predict: Program, printers: Printers) -> Function
     return Function(define, wrap(predict_doc(program, predict)), lines)
 
 
-def _row_split(split: RowSplit) -> list[str]:
+def _row_split(split: RowSplit, predict: bool) -> list[str]:
     """``ROW_SPLIT = {...}``, one key a line, the reason wrapped into short strings."""
     why = textwrap.wrap(split.note, LINE_WIDTH - 15, drop_whitespace=False)
     lines = [
         "ROW_SPLIT = {",
         f'    "size": {_literal(split.size)},',
         f'    "loss": {_literal(split.loss)},',
+        f'    "predict": {predict},',
     ]
     if len(why) == 1:
         return [*lines, f'    "why": {json.dumps(why[0])},', "}"]
