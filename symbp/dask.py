@@ -175,7 +175,7 @@ def _chunks(names: list[str], inputs: Sequence[object], batched: Sequence[bool])
         raise ValueError(f"expected the inputs {names} in this order; got {len(inputs)} values")
     if not any(batched):
         raise ValueError("no input holds the batch's rows: there is nothing to split")
-    arrays, blocks, rows = [], [], None
+    arrays, blocks, rows, first = [], [], None, ""
     for name, value, cut in zip(names, inputs, batched, strict=True):
         if cut and not isinstance(value, da.Array):
             raise ValueError(
@@ -186,11 +186,11 @@ def _chunks(names: list[str], inputs: Sequence[object], batched: Sequence[bool])
             whole = {axis: -1 for axis in range(1, value.ndim)}
             if rows is not None and value.shape[0] != sum(rows):
                 raise ValueError(
-                    f"the inputs hold different numbers of rows: {names[0]} has {sum(rows)}, "
+                    f"the inputs hold different numbers of rows: {first} has {sum(rows)}, "
                     f"{name} has {value.shape[0]}"
                 )
             value = value.rechunk({0: rows or value.chunks[0], **whole})
-            rows = rows or value.chunks[0]
+            rows, first = rows or value.chunks[0], first or name
             blocks.append(value.to_delayed().ravel())
         else:
             blocks.append(None)
