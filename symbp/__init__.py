@@ -2,7 +2,8 @@
 
 The public API: ``load`` a spec into a Model, ``derive`` its gradient Program, ``report`` its
 redundancy, ``load_module`` a generated module (its header verified first), and ``train`` it
-(:mod:`symbp.train`); ``symbp.emit`` writes the NumPy module and the LaTeX document.
+(:mod:`symbp.train`); ``symbp.emit`` writes the NumPy module, the array API module and the
+LaTeX document; ``import symbp.dask`` spreads a gradient over a Dask cluster's workers.
 """
 
 from symbp import notebook

@@ -19,7 +19,14 @@ from symbp.provenance import Provenance, provenance
 API = ("PARAM_SHAPES", "INPUT_SHAPES", "init_params", "forward", "loss_and_grad")
 """What every generated module defines, and what training and checking use."""
 
-__all__ = ["API", "UnverifiedModule", "load_module", "load_verified", "module_from_source"]
+__all__ = [
+    "API",
+    "UnverifiedModule",
+    "load_module",
+    "load_source",
+    "load_verified",
+    "module_from_source",
+]
 _counter = itertools.count()
 
 
@@ -75,12 +82,28 @@ def load_verified(
     return module_from_source(data.decode("utf-8"), path.stem, str(path))
 
 
+def load_source(source: str, stem: str, *, trust: bool = False) -> types.ModuleType:
+    """A module from text symbp wrote (as another process received it): run only if its
+    header verifies, unless ``trust``; :class:`UnverifiedModule` otherwise."""
+    found = provenance(source.encode("utf-8"))
+    if not trust and found is not Provenance.OURS:
+        raise UnverifiedModule(
+            f"the module {stem} was {found.value}, so it was not run; regenerate it with "
+            "symbp generate, or pass trust=True to run its code anyway"
+        )
+    return module_from_source(source, stem)
+
+
 def module_from_source(source: str, stem: str, filename: str = "<symbp>") -> types.ModuleType:
-    """A module made by running ``source`` (symbp's own, verified output) in a fresh namespace."""
+    """A module made by running ``source`` (symbp's own, verified output) in a fresh namespace.
+
+    The module keeps its source as ``__symbp_source__``, so that :mod:`symbp.dask` can send
+    exactly these bytes to the workers, which verify them again (:func:`load_source`)."""
     name = f"_symbp_checked_{stem}_{next(_counter)}"
     code = compile(source, filename, "exec", dont_inherit=True)
     module = types.ModuleType(name)
     module.__file__ = filename
+    module.__symbp_source__ = source  # type: ignore[attr-defined]
     sys.modules[name] = module
     try:
         exec(code, module.__dict__)  # symbp's verified output or a --trust module, never spec text

@@ -29,7 +29,7 @@ def example_specs() -> list[Path]:
     return sorted(examples_dir().glob("*.toml"))
 
 
-SCRIPTS = ("train_digits.py",)
+SCRIPTS = ("train_digits.py", "train_dask.py")
 """Files besides the specs that a newcomer runs as they are."""
 
 

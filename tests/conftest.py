@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import itertools
 import os
 import shutil
@@ -72,3 +73,14 @@ def build_module(tmp_path):
         return load_module(path), derivation
 
     return build
+
+
+def imported_packages(source: str) -> set[str]:
+    """The top-level packages a module's source imports, anywhere in it."""
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    return imported

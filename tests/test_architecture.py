@@ -22,7 +22,7 @@ LAYERS = [
     ("symbp.derivation",),
     ("symbp.analysis",),
     ("symbp.emit",),
-    ("symbp.notebook", "symbp.train"),
+    ("symbp.notebook", "symbp.train", "symbp.dask"),
     ("symbp.cli", "symbp.__main__", "symbp"),
 ]
 """The pipeline from the bottom: a module may import from its own layer and those below."""

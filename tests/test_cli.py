@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from symbp.cli import main
+from symbp.cli.common import TARGETS
 from tests.conftest import ROOT, network_spec
 
 
@@ -158,7 +159,7 @@ def test_an_internal_error_is_one_line_naming_the_spec(spec: Path, tmp_path: Pat
     def broken(derivation):
         raise TypeError("printer exploded")
 
-    monkeypatch.setattr("symbp.cli.common.generate", broken)
+    monkeypatch.setitem(TARGETS, "numpy", broken)
     out = tmp_path / "out"
     result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(out)])
     assert result.exit_code == 2

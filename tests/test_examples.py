@@ -64,7 +64,8 @@ def test_examples_copies_the_specs_and_keeps_a_users_edits(tmp_path: Path, monke
     result = runner.invoke(main, ["examples"])
     assert result.exit_code == 0, result.output
     copied = sorted(p.name for p in (tmp_path / "examples").iterdir())
-    assert copied == sorted([*(p.name for p in example_specs()), "train_digits.py"])
+    scripts = ["train_digits.py", "train_dask.py"]
+    assert copied == sorted([*(p.name for p in example_specs()), *scripts])
     for spec in example_specs():
         copy = tmp_path / "examples" / spec.name
         assert provenance(copy.read_bytes()) is Provenance.OURS

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import symbp
+from symbp.loader import load_source
 from symbp.provenance import stamp_text
 from tests.conftest import ROOT
 
@@ -81,3 +82,14 @@ def test_each_load_is_a_fresh_module():
     params = first.init_params(rng=1)
     X = np.ones((2, 64))
     np.testing.assert_array_equal(first.predict(params, X), second.predict(params, X))
+
+
+def test_load_source_runs_only_text_that_verifies():
+    """What a Dask worker does with a module's source: verify it, then run it."""
+    source = DIGITS.read_text(encoding="utf-8")
+    module = load_source(source, "digits")
+    assert module.__symbp_source__ == source and hasattr(module, "loss_and_grad")
+    edited = source.replace("A1 = np.tanh(Z1, out=Z1)", "A1 = np.sin(Z1, out=Z1)")
+    with pytest.raises(symbp.UnverifiedModule, match="was edited since symbp wrote it"):
+        load_source(edited, "digits")
+    assert load_source(edited, "digits", trust=True).__symbp_source__ == edited

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 
@@ -13,21 +12,14 @@ from symbp.analysis.gradcheck import check_module, random_inputs, random_params
 from symbp.derivation import derive
 from symbp.emit.numpy_module import generate
 from symbp.front.spec import loads
-from tests.conftest import ROOT, network_spec
+from tests.conftest import ROOT, imported_packages, network_spec
 
 SPEC = network_spec(4, [(5, "tanh"), (3, "identity")], "softmax_cross_entropy", l2=0.01)
 
 
 def test_generated_module_imports_only_numpy():
     for path in sorted((ROOT / "generated").glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        imported = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                imported |= {a.name.split(".")[0] for a in node.names}
-            elif isinstance(node, ast.ImportFrom):
-                imported.add((node.module or "").split(".")[0])
-        assert imported == {"numpy"}, path
+        assert imported_packages(path.read_text(encoding="utf-8")) == {"numpy"}, path
 
 
 def test_generation_is_deterministic():

@@ -22,6 +22,7 @@ from symbp.analysis.gradcheck import check_module
 from symbp.analysis.lines import verify
 from symbp.analysis.scalar import entry_symbols
 from symbp.derivation import Derivation
+from symbp.emit import array_api_module
 from symbp.emit.latex import printers_for
 from symbp.emit.numpy_module import generate
 from symbp.front.spec import loads
@@ -33,8 +34,9 @@ from symbp.ir.ops import OPS, REDUCTIONS, step_calls
 from symbp.ir.primitive import Op
 from symbp.ir.program import Program, Var
 from symbp.loader import module_from_source
+from tests.array_backends import backend, params_and_inputs, running
 
-FORMS = ("shape", "scalar", "vjp", "numpy", "display", "text", "display_adjoint")
+FORMS = ("shape", "scalar", "vjp", "numpy", "array_api", "display", "text", "display_adjoint")
 TABLE = builtin_table()
 
 # Each op applied once: (parameter shapes, input shapes, attributes, how the args are named).
@@ -159,10 +161,32 @@ def test_vjp_agrees_with_finite_differences(name, case):
     assert result.ok, result.table()
 
 
+@pytest.mark.parametrize(("name", "case"), CASE_LIST, ids=[n for n, _ in CASE_LIST])
+def test_array_api_form_equals_the_numpy_form(name, case):
+    """The op's array API form (and those of its VJP's ops), on array-api-strict at the
+    2024.12 standard, gives the NumPy module's loss and gradients."""
+    b = backend("array-api-strict")
+    derivation = derivation_of(program_of(name, *case))
+    reference = module_from_source(generate(derivation), "primitive")
+    module = module_from_source(array_api_module.generate(derivation), "primitive")
+    rng = np.random.default_rng(4)
+    values = {n: rng.standard_normal(s) for n, s in case[0].items()}
+    args = inputs_for(reference, rng)
+    expected_loss, expected = reference.loss_and_grad(values, *args)
+    with running(b):
+        p, x = params_and_inputs(b, values, args)
+        loss, grads = module.loss_and_grad(p, *x)
+        np.testing.assert_allclose(b.numpy(loss), expected_loss, rtol=1e-13)
+        for n, grad in expected.items():
+            np.testing.assert_allclose(b.numpy(grads[n]), grad, rtol=1e-13, atol=1e-15)
+
+
 def test_every_function_has_every_form():
     for name, entry in TABLE.items():
         assert isinstance(entry.body, sympy.Expr), name
         assert entry.numpy.expr.count("{x}") >= 1 or name == "identity", name
+        assert entry.array_api.expr.count("{x}") >= 1, name
+        assert "np." not in entry.array_api.expr + (entry.array_api.helper or ""), name
         assert entry.cost >= 1 and entry.arity in (1, 2), name
         assert entry.latex or name == "identity", name
         assert entry.description, name

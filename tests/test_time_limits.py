@@ -141,7 +141,8 @@ def test_a_sweep_is_bounded_as_a_whole(tmp_path: Path, monkeypatch):
     assert notes, result.output
     for note in notes:
         assert "of the sweep's time limit of 3 s (--timeout)" in note, note
-    assert "depth 1, width 2" not in " ".join(notes)  # the smallest case fits its share
+    assert "depth 1, width 2" not in " ".join(notes)  # the smallest case is counted in full
+    assert "depth 8, width 5" in " ".join(notes)  # the largest is the one the limit cuts
 
 
 def test_check_of_a_model_too_large_is_refused_at_once(tmp_path: Path, monkeypatch):

@@ -489,6 +489,10 @@ def _agreement(
 # --- sweeps and printing ----------------------------------------------------------------
 
 
+SWEEP_RESERVE = 0.5
+"""Seconds of a sweep's time limit kept, at most, for each case after the running one."""
+
+
 def sweep(
     make_model: Callable[[int, int], Model],
     depths: list[int],
@@ -501,15 +505,19 @@ def sweep(
 ) -> list[tuple[int, int, Report | str]]:
     """Reports for every (depth, width), to see how each count grows.
 
-    ``timeout`` bounds the whole sweep: each case gets an equal share of the time left, so
-    time a small case does not use goes to the larger ones after it. A case whose counts do
-    not fit in its share is the reason it was skipped, a string, in place of its report.
+    ``timeout`` bounds the whole sweep. The cases run smallest first, and each may use the
+    time left but a reserve for the cases after it (half the time left, at most
+    :data:`SWEEP_RESERVE` each, enough for their forward and backprop counts): the small
+    cases are counted in full, and the large ones are those the limit cuts. A case whose
+    counts do not fit in its share is the reason it was skipped, a string, in place of its
+    report.
     """
     deadline = time.monotonic() + timeout
     cases = [(depth, width) for depth in depths for width in widths]
     rows: list[tuple[int, int, Report | str]] = []
     for done, (depth, width) in enumerate(cases):
-        share = max(deadline - time.monotonic(), 0.0) / (len(cases) - done)
+        left, after = max(deadline - time.monotonic(), 0.0), len(cases) - done - 1
+        share = left - after * min(SWEEP_RESERVE, left / (2 * (after + 1)))
         limit = f"its share ({share:.3g} s) of the sweep's time limit of {timeout:g} s (--timeout)"
         try:
             result: Report | str = report(

@@ -4,7 +4,8 @@ error turned into one line naming the spec, and the check before a module is wri
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import importlib.util
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import click
@@ -12,9 +13,18 @@ import click
 from symbp.analysis.verify import NotVerifiable, VerificationError, verify_source
 from symbp.cli.guard import CheckError
 from symbp.derivation import Derivation, derive
-from symbp.emit.numpy_module import generate
+from symbp.emit import array_api_module, numpy_module
 from symbp.errors import SpecError
 from symbp.front.spec import load
+
+TARGETS: dict[str, Callable[[Derivation], str]] = {
+    "numpy": numpy_module.generate,
+    "array-api": array_api_module.generate,
+}
+"""What ``generate --target`` writes: the NumPy module (the default, fastest on NumPy), or the
+array API module (any array library, through array-api-compat)."""
+SUFFIXES = {"numpy": "", "array-api": "_array_api"}
+"""The default file name's ending: ``generated/<name><suffix>.py``."""
 
 
 def derive_spec(spec: Path) -> Derivation:
@@ -23,10 +33,18 @@ def derive_spec(spec: Path) -> Derivation:
         return derive(load(spec))
 
 
-def render_module(derivation: Derivation, spec: Path) -> str:
-    """The NumPy module's text."""
+def render_module(derivation: Derivation, spec: Path, target: str = "numpy") -> str:
+    """The module's text: the NumPy module, or the array API module."""
     with internal_errors(spec):
-        return generate(derivation)
+        return TARGETS[target](derivation)
+
+
+def require_target(target: str) -> None:
+    """The array API module imports array-api-compat, and is run before it is written."""
+    if target == "array-api" and importlib.util.find_spec("array_api_compat") is None:
+        raise SpecError(
+            "--target array-api needs array-api-compat: pip install 'symbp[array-api]'"
+        )
 
 
 @contextlib.contextmanager

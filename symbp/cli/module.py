@@ -9,7 +9,14 @@ from pathlib import Path
 import click
 
 from symbp.analysis.gradcheck import RESOLUTION, CheckLimit, check_in_time, check_module
-from symbp.cli.common import derive_spec, render_module, verify_module
+from symbp.cli.common import (
+    SUFFIXES,
+    TARGETS,
+    derive_spec,
+    render_module,
+    require_target,
+    verify_module,
+)
 from symbp.cli.guard import EXIT_FAILED_CHECK, CheckError, guard
 from symbp.cli.options import force_option, timeout_option
 from symbp.errors import SpecError
@@ -26,7 +33,16 @@ from symbp.resources import example_specs
     type=click.Path(path_type=Path),
     default=None,
     help="A .py file (one spec), or a directory (existing, or a new name without a suffix). "
-    "Default: generated/<name>.py.",
+    "Default: generated/<name>.py (generated/<name>_array_api.py for --target array-api).",
+)
+@click.option(
+    "--target",
+    type=click.Choice(list(TARGETS)),
+    default="numpy",
+    show_default=True,
+    help="numpy: a module that imports only NumPy. array-api: one module for any array "
+    "library of the Python array API standard (NumPy, CuPy, PyTorch, JAX, Dask), through "
+    "array-api-compat (pip install 'symbp[array-api]').",
 )
 @force_option
 @click.option(
@@ -36,13 +52,17 @@ from symbp.resources import example_specs
     "(for models whose forward pass is too costly to run a few times).",
 )
 @guard
-def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verify: bool) -> None:
-    """Write the NumPy module of each SPEC.
+def generate(
+    specs: tuple[Path, ...], output: Path | None, target: str, force: bool, no_verify: bool
+) -> None:
+    """Write the NumPy module (or, with --target array-api, the array API module) of each SPEC.
 
     The module imports only NumPy and exposes PARAM_SHAPES, init_params, forward, backward,
-    loss_and_grad (and predict, for networks and for graphs that name an output). Every spec
-    is read and derived before anything is written; on any error no file is written. A file
-    that symbp did not write is never overwritten without --force.
+    loss_and_grad (and predict, for networks and for graphs that name an output). The array
+    API module has the same functions for the arrays of any library (its one import is
+    array-api-compat), and ROW_SPLIT, which symbp.dask reads to split a batch over workers.
+    Every spec is read and derived before anything is written; on any error no file is
+    written. A file that symbp did not write is never overwritten without --force.
 
     Before it is written, each module verifies itself: at a random float64 point, its
     gradient's derivative along two random directions must equal a fourth-order central
@@ -52,19 +72,20 @@ def generate(specs: tuple[Path, ...], output: Path | None, force: bool, no_verif
     Example:
       symbp generate examples/mlp_digits.toml          # -> generated/mlp_digits.py
       symbp generate examples/*.toml -o build/
+      symbp generate --target array-api examples/mlp_digits.toml
     """
+    require_target(target)
     as_file = _output_is_file(output, len(specs))
     outputs: dict[Path, str] = {}
     for spec in specs:
         derivation = derive_spec(spec)
-        target = (
-            output if as_file else (output or Path("generated")) / f"{derivation.model.name}.py"
-        )
-        if target in outputs:
+        name = f"{derivation.model.name}{SUFFIXES[target]}.py"
+        path = output if as_file else (output or Path("generated")) / name
+        if path in outputs:
             raise OutputError(f"two specs are named '{derivation.model.name}'; rename one")
-        outputs[target] = render_module(derivation, spec)
+        outputs[path] = render_module(derivation, spec, target)
         if not no_verify:
-            verify_module(outputs[target], spec)
+            verify_module(outputs[path], spec)
     for path in write_all(outputs, force=force):
         click.echo(f"wrote {path}")
 

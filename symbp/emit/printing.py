@@ -1,8 +1,11 @@
-"""Expression printers: NumPy code, LaTeX and plain text, subclassed once from SymPy's.
+"""Expression printers: NumPy code, array API code, LaTeX and plain text, subclassed once
+from SymPy's.
 
 The NumPy printer writes code as ``ruff format`` would (spaces around binary operators,
 ``x**2`` hugged only for simple operands), so generated modules need no formatter pass, and it
-prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stays float32).
+prints numbers as Python scalars so NumPy keeps the caller's dtype (float32 stays float32). The
+array API printer is the same but for what the standard spells otherwise: each function's
+array API form, and ``xp.where`` with an array among its choices.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sympy.printing.str import StrPrinter
 
 from symbp.emit.latex_names import latex_name
 from symbp.ir import display
-from symbp.ir.functions import FunctionTable
+from symbp.ir.functions import ArrayApiForm, ElementwiseFunction, FunctionTable, NumpyForm
 from symbp.ir.losses import LOSSES
 
 
@@ -131,6 +134,10 @@ class CodePrinter(NumPyPrinter):
             return self._print_Function(expr)
         return super()._print(expr, **kwargs)
 
+    def _form(self, entry: ElementwiseFunction) -> NumpyForm | ArrayApiForm:
+        """The entry's form this printer writes."""
+        return entry.numpy
+
     # atoms
     def _print_Symbol(self, expr):
         return expr.name
@@ -208,9 +215,10 @@ class CodePrinter(NumPyPrinter):
         entry = self.functions.by_class(type(expr))
         if entry is None:
             raise ValueError(f"no NumPy form for function {type(expr).__name__}")
+        form = self._form(entry)
         self.used_functions.add(entry.name)
-        self.used_functions.update(entry.numpy.needs)
-        return _fill(entry.numpy.expr, [self._print(a) for a in expr.args], expr.args)
+        self.used_functions.update(form.needs)
+        return _fill(form.expr, [self._print(a) for a in expr.args], expr.args)
 
     def _print_Piecewise(self, expr):
         *branches, (last, cond) = expr.args
@@ -237,6 +245,76 @@ class CodePrinter(NumPyPrinter):
 
     def _print_Relational(self, expr):
         return f"{self._print(expr.lhs)} {expr.rel_op} {self._print(expr.rhs)}"
+
+
+class ArrayApiPrinter(CodePrinter):
+    """Right-hand sides for the array API module: the functions' array API forms, the
+    standard's ``xp.sqrt``, ``xp.where`` and ``xp.astype`` for choices; no ``out=`` (some
+    arrays cannot be written)."""
+
+    def _form(self, entry: ElementwiseFunction) -> NumpyForm | ArrayApiForm:
+        return entry.array_api
+
+    def into(self, expr: sympy.Expr, buffer: str) -> str | None:
+        return None
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == sympy.Rational(1, 2):
+            return f"xp.sqrt({self._print(expr.base)})"
+        return super()._print_Pow(expr, rational)
+
+    def _print_Piecewise(self, expr):
+        *branches, (last, cond) = expr.args
+        if cond is not sympy.true:
+            raise ValueError("a Piecewise needs a final True branch")
+        if len(branches) == 1 and (last == 0 or _numbers(expr)):
+            # A value where a condition holds and 0 elsewhere (relu′: g if r > 0), or a choice
+            # between two numbers, as the condition's 0 or 1 in the values' dtype, scaled: the
+            # standard multiplies no float by a boolean, and NumPy's astype and multiply take
+            # half the time of its where (and give what the NumPy module's multiply gives).
+            (value, condition) = branches[0]
+            indicator = f"xp.astype({self._print(condition)}, {_carrier(condition)}.dtype)"
+            if not value.is_number:
+                return f"({self._paren(value, PRECEDENCE['Mul'])} * {indicator})"
+            step = value - last
+            scaled = indicator if step == 1 else f"{self._print(step)} * {indicator}"
+            if last == 0:
+                return scaled if step == 1 else f"({scaled})"
+            return f"({self._print(last)} + {scaled})"
+        out, number = self._print(last), last.is_number
+        for value, condition in reversed(branches):
+            if number and value.is_number:
+                # xp.where needs an array among its choices: the other one, shaped and typed
+                # like a value the condition reads (so the result is of the values' dtype).
+                out = f"xp.full_like({_carrier(condition)}, {out})"
+            out = f"xp.where({self._print(condition)}, {self._print(value)}, {out})"
+            number = False
+        return out
+
+
+def _unbracketed(code: str) -> str:
+    """``code`` without brackets around all of it, which ``ruff format`` would remove."""
+    if not code.startswith("("):
+        return code
+    depth = 0
+    for i, char in enumerate(code):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            return code[1:-1] if i == len(code) - 1 else code
+    return code
+
+
+def _numbers(choice: sympy.Piecewise) -> bool:
+    """Whether every value a Piecewise chooses between is a number (a derivative's 0 and 1)."""
+    return all(value.is_number for value, _ in choice.args)
+
+
+def _carrier(condition: sympy.Basic) -> str:
+    """A value a condition reads (not a size): an array in the array API module."""
+    names = sorted(s.name for s in condition.free_symbols if not s.is_integer)
+    if not names:
+        raise ValueError(f"the condition {condition} reads no value")
+    return names[0]
 
 
 def _dtype_carrier(expr: sympy.Expr, arrays: frozenset[str]) -> str | None:
@@ -302,7 +380,8 @@ class Printers:
     """The printers one Program is shown with; op forms call these for their expressions.
 
     ``arrays`` names the values that are NumPy arrays when the module runs (the rest are
-    Python numbers: constants, and values computed from constants alone).
+    Python numbers: constants, and values computed from constants alone). ``shapes`` gives
+    each value's shape, for forms that differ by rank.
     """
 
     def __init__(
@@ -310,10 +389,15 @@ class Printers:
         functions: FunctionTable,
         latex_names: Mapping[str, str] | None = None,
         arrays: Iterable[str] = (),
+        shapes: Mapping[str, tuple] | None = None,
     ):
         self.functions = functions
         self.arrays = frozenset(arrays)
+        self.shapes = dict(shapes or {})
         self.code = CodePrinter(functions)
+        self.xp_code = ArrayApiPrinter(functions)
+        self.reads_dtype = False
+        """Whether an array API value printed so far reads ``dtype`` and ``dev``."""
         self._text = TextPrinter(functions)
         self._latex_names = dict(latex_names or {})
         self._latex = MathLatexPrinter(
@@ -343,6 +427,27 @@ class Printers:
 
     def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None:
         return self.code.into(expr, buffer)
+
+    def array_api(self, expr: sympy.Expr) -> str:
+        return _unbracketed(self.xp_code.doprint_expr(expr))
+
+    def array_api_value(self, expr: sympy.Expr, args: Iterable[str]) -> str:
+        """An elementwise assignment's right-hand side in the array API module, where every
+        value is an array (constants are 0-d arrays of the parameters' dtype): of the
+        broadcast shape of all ``args``, those SymPy simplified away included."""
+        code = self.array_api(expr)
+        used = {s.name for s in expr.free_symbols}
+        missing = [f"xp.zeros_like({a})" for a in args if a not in used]
+        if missing:
+            return " + ".join(missing if expr == 0 else [code, *missing])
+        if not any(not s.is_integer for s in expr.free_symbols):
+            # A number (``p - p`` simplified away): an array of the parameters' dtype and device.
+            self.reads_dtype = True
+            return f"xp.asarray({code}, dtype=dtype, device=dev)"
+        return code
+
+    def rank(self, name: str) -> int:
+        return len(self.shapes[name])
 
     def latex(self, expr: sympy.Expr) -> str:
         return self._latex.doprint(expr)

@@ -50,6 +50,27 @@ class NumpyForm:
 
 
 @dataclass(frozen=True)
+class ArrayApiForm:
+    """How code for any array library computes a function: a template over ``{x}`` (and
+    ``{y}``) calling only the array API standard's functions, in a namespace named ``xp``.
+
+    Its ``helper`` is a module-level function that takes the namespace first
+    (``def sigmoid(xp, x): ...``); ``needs`` names the helpers the template calls besides.
+    """
+
+    expr: str
+    helper: str | None = None
+    needs: tuple[str, ...] = ()
+
+
+STANDARD_UFUNCS = frozenset(
+    {"exp", "log", "sqrt", "tanh", "abs", "sin", "cos", "log1p", "expm1", "maximum", "minimum"}
+)
+"""NumPy ufuncs that the array API standard has under the same name and meaning, so that a
+function computed by one of them has ``xp.<name>`` as its array API form."""
+
+
+@dataclass(frozen=True)
 class ElementwiseFunction:
     """One elementwise function, all that symbp knows of it: its body (the mathematics, from
     which SymPy derives the derivative), its LaTeX name, how NumPy computes it, how it is
@@ -63,6 +84,8 @@ class ElementwiseFunction:
     ``{x}`` (``\\sqrt{{{x}}}``, ``\\left|{x}\\right|``)."""
     numpy: NumpyForm
     description: str
+    array_api: ArrayApiForm = field(default=ArrayApiForm("{x}"))
+    """Its form in the array API standard; derived from ``numpy`` for a standard ufunc."""
     cls: type[sympy.Function] = field(compare=False, repr=False, default=None)  # type: ignore[assignment]
     user: bool = False
     arity: int = 1
@@ -285,6 +308,7 @@ def _define(
     activation: bool = False,
     cost: int = 1,
     evaluate: Callable | None = None,
+    array_api: ArrayApiForm | None = None,
 ) -> ElementwiseFunction:
     """Build an entry: derive the derivative once, rewrite it, and make the SymPy class."""
     if builtin is not None:
@@ -307,14 +331,16 @@ def _define(
         cls = _make_class(name, body, arity, derivative)
         holder["cls"] = cls
     user = numpy is None
-    if numpy is None:
+    if numpy is None:  # the emitters print the helper from the body
         numpy = NumpyForm(expr=name + "({x})", helper=None)
+        array_api = ArrayApiForm(expr=name + "(xp, {x})")
     return ElementwiseFunction(
         name=name,
         body=body,
         latex=latex,
         numpy=numpy,
         description=description,
+        array_api=array_api or _standard_form(name, numpy),
         cls=cls,
         user=user,
         arity=arity,
@@ -329,10 +355,26 @@ def _ufunc(name: str) -> NumpyForm:
     return NumpyForm(f"np.{name}({{x}})", out=f"np.{name}({{x}}, out={{out}})")
 
 
+def _standard_form(name: str, numpy: NumpyForm) -> ArrayApiForm:
+    """The array API form of a function NumPy computes by one of :data:`STANDARD_UFUNCS`; any
+    other function states its own (an entry without one fails here, when the table is built)."""
+    for ufunc in STANDARD_UFUNCS:
+        for arguments in ("{x}", "{x}, {y}"):
+            if numpy.expr == f"np.{ufunc}({arguments})":
+                return ArrayApiForm(f"xp.{ufunc}({arguments})")
+    raise ValueError(f"the function {name} has no array API form")
+
+
 _SIGMOID_HELPER = '''def sigmoid(x):
     """σ(x) = 1 / (1 + exp(−x)), through exp(−|x|) so that no exp overflows."""
     e = np.exp(-np.abs(x))
     return np.where(x >= 0, 1, e) / (1 + e)
+'''
+
+_SIGMOID_ARRAY_API = '''def sigmoid(xp, x):
+    """σ(x) = 1 / (1 + exp(−x)), through exp(−|x|) so that no exp overflows."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0, e) / (1 + e)
 '''
 
 _GELU_C = math.sqrt(2 / math.pi)
@@ -359,7 +401,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
     log = {"builtin": sympy.log, "evaluate": mpmath.log, "cost": 2}
     add("log", sympy.log(Z), r"\log", _ufunc("log"), "natural log", **log)
     add("sqrt", sympy.sqrt(Z), r"\sqrt{{{x}}}", _ufunc("sqrt"), "square root")
-    add("identity", Z, "", NumpyForm("{x}"), "z", activation=True)
+    add("identity", Z, "", NumpyForm("{x}"), "z", activation=True, array_api=ArrayApiForm("{x}"))
     add(
         "sigmoid",
         1 / (1 + sympy.exp(-Z)),
@@ -367,6 +409,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         NumpyForm("sigmoid({x})", _SIGMOID_HELPER),
         "logistic σ(z) = 1/(1 + e^−z)",
         activation=True,
+        array_api=ArrayApiForm("sigmoid(xp, {x})", _SIGMOID_ARRAY_API),
     )
     sigmoid = entries[-1].cls
     tanh = {"builtin": sympy.tanh, "evaluate": mpmath.tanh, "activation": True}
@@ -379,6 +422,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "max(z, 0); derivative 0 at z = 0",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm("xp.maximum({x}, 0.0)"),
     )
     add(
         "leaky_relu",
@@ -388,6 +432,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "z for z > 0, 0.01·z otherwise",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm("xp.where({x} > 0, {x}, 0.01 * {x})"),
     )
     softplus = sympy.log(1 + sympy.exp(Z))
     add(
@@ -397,6 +442,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         NumpyForm("np.logaddexp(0, {x})", out="np.logaddexp(0, {x}, out={out})"),
         "log(1 + e^z)",
         activation=True,
+        array_api=ArrayApiForm("xp.logaddexp(0.0, {x})"),
     )
     softplus_of = entries[-1].cls
     add(
@@ -407,6 +453,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "z·σ(z) (swish)",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm("{x} * sigmoid(xp, {x})", needs=("sigmoid",)),
     )
     add(
         "gelu",
@@ -420,6 +467,9 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "GELU, tanh approximation",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm(
+            "0.5 * {x} * (1 + xp.tanh(" + repr(_GELU_C) + " * {x} * (1 + 0.044715 * {x} * {x})))"
+        ),
     )
     add(
         "elu",
@@ -429,6 +479,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "z for z > 0, e^z − 1 otherwise (α = 1)",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm("xp.where({x} > 0, {x}, xp.expm1(xp.minimum({x}, 0.0)))"),
     )
     add(
         "mish",
@@ -438,6 +489,7 @@ def _builtin_entries() -> list[ElementwiseFunction]:
         "z·tanh(softplus(z))",
         activation=True,
         cost=2,
+        array_api=ArrayApiForm("{x} * xp.tanh(xp.logaddexp(0.0, {x}))"),
     )
     add(
         "abs",

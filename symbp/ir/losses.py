@@ -42,6 +42,18 @@ _SIGMOID_BCE_HELPER = '''def sigmoid_binary_cross_entropy(Z, T):
     return np.sum(np.logaddexp(0, Z) - T * Z)
 '''
 
+_SOFTMAX_CE_ARRAY_API = '''def softmax_cross_entropy(xp, Z, T):
+    """Σ_i −Σ_k T_ik log softmax(Z_i)_k, through log-sum-exp so that no exp overflows."""
+    log_S = Z - xp.max(Z, axis=-1, keepdims=True)
+    log_S = log_S - xp.log(xp.sum(xp.exp(log_S), axis=-1, keepdims=True))
+    return -xp.sum(T * log_S)
+'''
+
+_SIGMOID_BCE_ARRAY_API = '''def sigmoid_binary_cross_entropy(xp, Z, T):
+    """Σ −[T log σ(Z) + (1 − T) log(1 − σ(Z))] = Σ softplus(Z) − T·Z, on logits Z."""
+    return xp.sum(xp.logaddexp(0.0, Z) - T * Z)
+'''
+
 
 def fused_loss_attrs(shape: Shape, reduction: str) -> dict[str, Any]:
     """Attributes of a fused loss: the batch count its sum is divided by, if any.
@@ -75,6 +87,8 @@ class FusedLoss(Op):
     """The prediction in LaTeX, over ``{z}``: the residual of the gradient is it minus T."""
     helper_sources: ClassVar[dict[str, str]] = {}
     """Module-level helpers the NumPy form calls, by name, with their source."""
+    array_api_helpers: ClassVar[dict[str, str]] = {}
+    """The same for the array API form (each helper takes the namespace ``xp`` first)."""
 
     def predict(self, builder: Builder, z: str, functions: FunctionTable) -> str:
         """Append the prediction from logits ``z`` (a network's ``predict`` returns it)."""
@@ -126,6 +140,10 @@ class FusedLoss(Op):
         count = attrs.get("count")
         return code if count is None else f"{code} / {pr.numpy(count)}"
 
+    def array_api(self, args, attrs, pr):
+        """The NumPy form's helper, called with the namespace first."""
+        return self._scale(f"{self.name}(xp, {args[0]}, {args[1]})", args, attrs, pr)
+
     def text(self, args, attrs, pr):
         count = attrs.get("count")
         scale = "" if count is None else f"(1/{pr.text(count)}) "
@@ -165,6 +183,7 @@ class FusedLoss(Op):
 class SoftmaxCrossEntropy(FusedLoss):
     name = "softmax_cross_entropy"
     helper_sources: ClassVar[dict[str, str]] = {"softmax_cross_entropy": _SOFTMAX_CE_HELPER}
+    array_api_helpers: ClassVar[dict[str, str]] = {"softmax_cross_entropy": _SOFTMAX_CE_ARRAY_API}
     target_kind = "one-hot"
     labels = True
     prediction = "softmax"
@@ -207,6 +226,9 @@ class SigmoidBinaryCrossEntropy(FusedLoss):
     name = "sigmoid_binary_cross_entropy"
     helper_sources: ClassVar[dict[str, str]] = {
         "sigmoid_binary_cross_entropy": _SIGMOID_BCE_HELPER
+    }
+    array_api_helpers: ClassVar[dict[str, str]] = {
+        "sigmoid_binary_cross_entropy": _SIGMOID_BCE_ARRAY_API
     }
     target_kind = "probability"
     prediction = "sigmoid"
@@ -261,6 +283,11 @@ class SquaredError(FusedLoss):
         half = "2" if count is None else f"(2 * {pr.numpy(count)})"
         # The first argument depends on a parameter, so it is a NumPy array or scalar.
         return f"(({args[0]} - {args[1]}) ** 2).sum() / {half}"
+
+    def array_api(self, args, attrs, pr):
+        count = attrs.get("count")
+        half = "2" if count is None else f"(2 * {pr.array_api(count)})"
+        return f"xp.sum(({args[0]} - {args[1]}) ** 2) / {half}"
 
 
 LOSSES: dict[str, FusedLoss] = {

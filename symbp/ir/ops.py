@@ -10,7 +10,7 @@ writing by hand.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import sympy
@@ -74,6 +74,9 @@ class Ewise(Op):
 
     def numpy(self, args, attrs, pr):
         return pr.numpy_value(attrs["expr"], args)
+
+    def array_api(self, args, attrs, pr):
+        return pr.array_api_value(attrs["expr"], args)
 
     fresh = True
     elementwise = True
@@ -159,6 +162,12 @@ def _t(name: str, transposed: bool) -> str:
     return f"{name}.T" if transposed else name
 
 
+def _matrix_t(name: str, transposed: bool, pr) -> str:
+    """``name.T`` for a flagged matrix: the standard defines ``.T`` for matrices only (NumPy's
+    ``.T`` of a vector is the vector)."""
+    return _t(name, transposed and pr.rank(name) == 2)
+
+
 class MatMul(Op):
     """Matrix product ``op(A) @ op(B)``, where ``op`` transposes a matrix when flagged."""
 
@@ -212,6 +221,10 @@ class MatMul(Op):
 
     def numpy(self, args, attrs, pr):
         return f"{_t(args[0], attrs.get('ta', False))} @ {_t(args[1], attrs.get('tb', False))}"
+
+    def array_api(self, args, attrs, pr):
+        a = _matrix_t(args[0], attrs.get("ta", False), pr)
+        return f"{a} @ {_matrix_t(args[1], attrs.get('tb', False), pr)}"
 
     fresh = True
 
@@ -288,6 +301,9 @@ class Outer(Op):
     def numpy(self, args, attrs, pr):
         return f"np.outer({args[0]}, {args[1]})"
 
+    def array_api(self, args, attrs, pr):
+        return f"xp.expand_dims({args[0]}, axis=-1) * {args[1]}"
+
     fresh = True
 
     def into(self, out, buffer, args, attrs, pr):
@@ -340,6 +356,9 @@ class Affine(Op):
     def numpy(self, args, attrs, pr):
         return f"{args[0]} @ {args[1]} + {args[2]}"
 
+    def array_api(self, args, attrs, pr):
+        return self.numpy(args, attrs, pr)  # operators the standard defines
+
     def statements(self, out, args, attrs, pr):
         # The product is a fresh array: adding the bias in place saves a second (m x n) array.
         return [f"{out} = {args[0]} @ {args[1]}", f"{out} += {args[2]}"]
@@ -386,6 +405,9 @@ class Transpose(Op):
 
     def numpy(self, args, attrs, pr):
         return f"{args[0]}.T"
+
+    def array_api(self, args, attrs, pr):
+        return _matrix_t(args[0], True, pr)
 
     def text(self, args, attrs, pr):
         return f"{args[0]}ᵀ"
@@ -492,6 +514,9 @@ class Sum(Op):
     def numpy(self, args, attrs, pr):
         return _reduction("sum", args[0], attrs)
 
+    def array_api(self, args, attrs, pr):
+        return f"xp.sum({args[0]}{_axis_kw(attrs)})"
+
     def text(self, args, attrs, pr):
         return f"Σ{'' if attrs.get('axis') is None else '_axis' + str(attrs['axis'])} {args[0]}"
 
@@ -530,6 +555,9 @@ class Mean(Op):
 
     def numpy(self, args, attrs, pr):
         return _reduction("mean", args[0], attrs)
+
+    def array_api(self, args, attrs, pr):
+        return f"xp.mean({args[0]}{_axis_kw(attrs)})"
 
     def text(self, args, attrs, pr):
         return f"mean({args[0]})"
@@ -601,6 +629,9 @@ class ExpandDims(_ItsArgument):
         rank = len(program.shape(eqn.args[0]))
         return None, (Tr(g) if eqn.attr("axis") == 0 and rank == 1 else g)
 
+    def array_api(self, args, attrs, pr):
+        return f"xp.expand_dims({args[0]}, axis={attrs['axis']})"
+
 
 class SumSquares(Op):
     """‖A‖² = Σ A², the L2 penalty of one weight matrix."""
@@ -622,6 +653,10 @@ class SumSquares(Op):
 
     def numpy(self, args, attrs, pr):
         return f"np.vdot({args[0]}, {args[0]})"
+
+    def array_api(self, args, attrs, pr):
+        flat = f"xp.reshape({args[0]}, (-1,))"  # a dot product: no temporary of its size
+        return f"xp.vecdot({flat}, {flat})"
 
     def text(self, args, attrs, pr):
         return f"‖{args[0]}‖²"
@@ -654,6 +689,9 @@ class Copy(_ItsArgument):
     def numpy(self, args, attrs, pr):
         return f"{args[0]}.copy()"
 
+    def array_api(self, args, attrs, pr):
+        return f"xp.asarray({args[0]}, copy=True)"
+
 
 class Fill(Op):
     """An array shaped like ``like`` holding one value (a constant cotangent, materialized)."""
@@ -675,6 +713,12 @@ class Fill(Op):
 
     def numpy(self, args, attrs, pr):
         return f"np.full_like({args[0]}, {pr.numpy(attrs['value'])})"
+
+    def array_api(self, args, attrs, pr):
+        value = attrs["value"]
+        if value.is_number:  # full_like takes a Python number
+            return f"xp.full_like({args[0]}, {float(value)!r})"
+        return f"xp.zeros_like({args[0]}) + ({pr.array_api(value)})"  # constants are arrays
 
     def text(self, args, attrs, pr):
         return pr.text(attrs["value"])
@@ -707,6 +751,9 @@ class Broadcast(Op):
     def numpy(self, args, attrs, pr):
         return f"np.broadcast_to({args[0]}, {args[1]}.shape).copy()"
 
+    def array_api(self, args, attrs, pr):
+        return f"xp.zeros_like({args[1]}) + {args[0]}"  # a new array of like's shape and dtype
+
     def text(self, args, attrs, pr):
         return args[0]
 
@@ -726,6 +773,12 @@ _SOFTMAX_HELPER = '''def softmax(Z):
     E = np.exp(Z - Z.max(axis=-1, keepdims=True))
     E /= E.sum(axis=-1, keepdims=True)
     return E
+'''
+
+_SOFTMAX_ARRAY_API = '''def softmax(xp, Z):
+    """softmax(z)_k = exp(z_k) / Σ_j exp(z_j), shifted by max z so that no exp overflows."""
+    E = xp.exp(Z - xp.max(Z, axis=-1, keepdims=True))
+    return E / xp.sum(E, axis=-1, keepdims=True)
 '''
 
 
@@ -753,6 +806,11 @@ class Softmax(Op):
 
     def numpy(self, args, attrs, pr):
         return f"softmax({args[0]})"
+
+    def array_api(self, args, attrs, pr):
+        return f"softmax(xp, {args[0]})"
+
+    array_api_helpers: ClassVar[dict[str, str]] = {"softmax": _SOFTMAX_ARRAY_API}
 
     def text(self, args, attrs, pr):
         return f"softmax({args[0]})"

@@ -1,8 +1,9 @@
 """What a primitive is: the record every op fills in, and what its VJP rule works with.
 
 An op's record holds all of its knowledge: its shape rule, its meaning on SymPy scalars, its
-vector-Jacobian product, its NumPy form (and how it writes into an existing array), and its
-LaTeX and text forms, forward and backward. :mod:`symbp.ir.ops` and :mod:`symbp.ir.losses`
+vector-Jacobian product, its NumPy form (and how it writes into an existing array), its form in
+the array API standard (for any array library), and its LaTeX and text forms, forward and
+backward. :mod:`symbp.ir.ops` and :mod:`symbp.ir.losses`
 hold the records; :data:`symbp.ir.ops.OPS` indexes them; the completeness test checks each.
 
 VJP rules receive the cotangent as a :class:`Lazy` expression and return one per argument
@@ -67,6 +68,12 @@ class Printers(Protocol):
     def latex_symbol(self, name: str, bar: bool = False) -> str: ...
 
     def numpy_into(self, expr: sympy.Expr, buffer: str) -> str | None: ...
+
+    def array_api(self, expr: sympy.Expr) -> str: ...
+
+    def array_api_value(self, expr: sympy.Expr, args: Sequence[str]) -> str: ...
+
+    def rank(self, name: str) -> int: ...
 
     def latex_name(self, name: str) -> str: ...
 
@@ -165,6 +172,16 @@ class Op:
 
     helpers: ClassVar[tuple[str, ...]] = ()
     """Names of module-level helper functions the NumPy form calls."""
+
+    def array_api(self, args: list[str], attrs: dict[str, Any], pr: Printers) -> str:
+        """The assignment's right-hand side in the array API standard: functions of the
+        namespace ``xp`` and the standard's operators, reading its arguments and writing none
+        (arrays of some libraries cannot be written)."""
+        raise NotImplementedError
+
+    array_api_helpers: ClassVar[dict[str, str]] = {}
+    """Module-level helpers the array API form calls, by name, with their source (each takes
+    the namespace ``xp`` first)."""
 
 
 def check_arity(op: Op, shapes: list[Shape]) -> None:
