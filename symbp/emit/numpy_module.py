@@ -23,6 +23,9 @@ from symbp.provenance import stamp_text
 from symbp.version import __version__
 
 DOC_WIDTH = 92
+HESSIAN_LIMIT = 2000
+"""The most parameter entries a generated module's ``hessian`` makes the full Hessian of:
+2,000 entries make 4 million, 32 MB in float64, and 2,000 calls of ``hvp``."""
 
 
 def generate(derivation: Derivation) -> str:
@@ -33,7 +36,9 @@ def generate(derivation: Derivation) -> str:
 
 def module_context(derivation: Derivation) -> dict:
     program = derivation.program
-    arrays = program.arrays() | (derivation.predict.arrays() if derivation.predict else set())
+    second = derivation.hvp
+    arrays = program.arrays() | second.program.arrays()
+    arrays |= derivation.predict.arrays() if derivation.predict else set()
     printers = Printers(derivation.functions, arrays=arrays)
     cached = _cached(program)
     forward = _lines(program.forward_eqns, printers, program, {*cached, program.loss})
@@ -42,9 +47,14 @@ def module_context(derivation: Derivation) -> dict:
     if derivation.predict is not None:
         predict = derivation.predict
         predict_lines = _lines(predict.eqns, printers, predict, {predict.loss})
+    hv_outputs = set(second.hv.values())
+    hv_eqns = second.eqns_for(hv_outputs)
+    everything = {program.loss, *program.grads.values(), *hv_outputs}
+    all_eqns = second.eqns_for(everything)
+    hvp_lines = _lines(hv_eqns, printers, second.program, hv_outputs)
+    all_lines = _lines(all_eqns, printers, second.program, everything)
     helpers = _helpers(
-        program,
-        derivation.predict,
+        [program, derivation.predict, second.program],
         set(printers.code.used_functions),
         derivation.functions,
         printers,
@@ -96,6 +106,27 @@ def module_context(derivation: Derivation) -> dict:
         else [],
         "predict_inputs": bool(derivation.predict and derivation.predict.inputs),
         "predict_checks": _input_checks(derivation.predict) if derivation.predict else [],
+        "hvp_doc": _doc_lines(second.second_eqns, second.program, printers)
+        + [f"hv[{p!r}] = {h}" for p, h in second.hv.items()],
+        "hvp_def": bracketed("def hvp(", _signature(program, second.argument), "):", indent=0),
+        "loss_grad_hvp_def": bracketed(
+            "def loss_grad_hvp(", _signature(program, second.argument), "):", indent=0
+        ),
+        "hessian_limit": HESSIAN_LIMIT,
+        "hessian_def": bracketed("def hessian(", _signature(program), "):", indent=0),
+        "hessian_call": _hessian_call(program, second.argument),
+        "direction": second.argument,
+        "hvp_unpack": _read_params(program, hv_eqns, "_params(params, dims)"),
+        "hvp_checks": _input_checks(program, hv_eqns),
+        "direction_unpack": unpack(
+            list(second.directions.values()),
+            f'_directions("{second.argument}", {second.argument}, dims, dtype)',
+        ),
+        "hvp_lines": hvp_lines,
+        "hv": list(second.hv.items()),
+        "all_unpack": _read_params(program, all_eqns, "_params(params, dims)"),
+        "all_checks": _input_checks(program, all_eqns),
+        "all_lines": all_lines,
         "labels": bool(program.meta.get("labels")),
         "one_hot": "one-hot" in program.meta.get("kinds", {}).values(),
         "probability": "probability" in program.meta.get("kinds", {}).values(),
@@ -212,8 +243,10 @@ def _init_code(program: Program, name: str) -> str:
     return f"(0.1 * rng.standard_normal({code})).astype(dtype)"
 
 
-def _signature(program: Program) -> list[str]:
-    args = ["params", *program.inputs]
+def _signature(program: Program, direction: str | None = None) -> list[str]:
+    """``params``, the inputs (then the direction of a Hessian-vector product, if given), and
+    the constants as keyword arguments with their defaults."""
+    args = ["params", *program.inputs, *([direction] if direction else [])]
     if program.consts:
         args.append("*")
         args += [f"{c}={program.vars[c].default!r}" for c in program.consts]
@@ -243,9 +276,28 @@ def _argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def _input_checks(program: Program) -> list[str]:
+def _hessian_call(program: Program, direction: str) -> list[str]:
+    """``hessian``'s body: ``hvp`` at this model's arguments, one column at a time."""
+    call = ["params", *program.inputs, direction, *(f"{c}={c}" for c in program.consts)]
+    return [
+        f"def _column({direction}):",
+        *(f"    {line}" for line in bracketed("return hvp(", call, ")", indent=8)),
+        "",
+        "return _hessian(params, _column)",
+    ]
+
+
+def _read_params(program: Program, eqns: list[Eqn], value: str) -> list[str]:
+    """The parameters unpacked from ``value``, ``_`` for those ``eqns`` do not read but the
+    first (whose dtype the function's arrays take)."""
+    read = {a for e in eqns for a in e.reads} | {program.params[0]}
+    return unpack([p if p in read else "_" for p in program.params], value)
+
+
+def _input_checks(program: Program, eqns: list[Eqn] | None = None) -> list[str]:
     """Each input converted and checked for what its loss assumes, then all their shapes at
-    once (so that a disagreement on a size names every input involved)."""
+    once (so that a disagreement on a size names every input involved); then the sizes that
+    ``eqns`` (default: the Program's) use."""
     labels = program.meta.get("labels", {})
     kinds = program.meta.get("kinds", {})
 
@@ -271,7 +323,7 @@ def _input_checks(program: Program) -> list[str]:
     if program.inputs:
         lines += shapes(program.inputs)
     lines += [f"{c} = float({c})" for c in program.consts]
-    for d in _dims_used(program.eqns):
+    for d in _dims_used(program.eqns if eqns is None else eqns):
         lines.append(f'{d} = dims["{d}"]')
     return lines
 
@@ -328,15 +380,14 @@ def _predict_doc(program: Program, predict: Program | None) -> str:
 
 
 def _helpers(
-    program: Program,
-    predict: Program | None,
+    programs: list[Program | None],
     used: set[str],
     functions: FunctionTable,
     printers: Printers,
 ) -> list[str]:
     """Helper functions (stable sigmoid, log-sum-exp losses) the module's lines call, by name."""
     names = set()
-    for prog in (program, predict):
+    for prog in programs:
         if prog is None:
             continue
         for eqn in prog.eqns:

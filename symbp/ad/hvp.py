@@ -1,0 +1,132 @@
+"""Second order: the Hessian-vector product H·V as a Program, by seed 000's Corollary 1.
+
+The gradient Program computes ∇L(θ) with a circuit of size O(N). Appending the inner product
+g(θ) = Σ_p ⟨∇_p L(θ), V_p⟩ makes a circuit of size O(N + l) for a scalar, and reverse mode
+applied to it once more (Theorem 1 again) gives ∇g = ∇²L(θ)·V at a cost of O(N + l). The
+walk and the rules are :func:`backprop`'s own: the second pass meets the ops the first pass
+made (outer products, softmax, fills, broadcasts, sums with ``keepdims``, ``ewise`` with
+``Piecewise``), and their records hold their VJPs like any other op's.
+
+Reverse-over-reverse and forward-over-reverse (Pearlmutter's R-operator) compute the same
+values here: the second pass's adjoint of a first-pass cotangent X̄ is the tangent Ẋ = (∂X/∂θ)·V
+(the first pass is linear in its cotangents), so the second pass is the forward tangent sweep
+of the R-operator run backwards through the same assignments, and what it computes for the
+parameters is H·V either way. Value numbering and the dead-code pass leave one assignment per
+tangent and per second-order adjoint, as the R-operator has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
+
+import sympy
+
+from symbp.ad.backprop import backprop
+from symbp.ir.builder import Builder
+from symbp.ir.names import BUILTINS, GENERATED, direction, helper_names, second_adjoint
+from symbp.ir.program import Eqn, Program, Var, with_eqns
+
+ARGUMENT = "V"
+"""The direction's name as an argument of ``hvp`` (a dict keyed like the parameters)."""
+
+
+@dataclass
+class HVP:
+    """The Hessian-vector product of a gradient Program, as one Program.
+
+    ``program`` holds the gradient Program's assignments, then the inner product
+    g = Σ_p ⟨∇_p L, V_p⟩ (its ``loss``; ``n_forward`` ends there), then the second reverse
+    pass; its ``grads`` maps each parameter to its block of H·V. Its inputs are the model's,
+    then one direction ``V_<p>`` per parameter, shaped like it.
+    """
+
+    program: Program
+    gradient: dict[str, str]
+    """Each parameter's gradient, as the gradient Program names it."""
+    directions: dict[str, str]
+    """Each parameter's entry of V, an input of ``program``."""
+    argument: str
+    """V's own name as a function argument: ``V``, unless the model uses that name."""
+    n_gradient: int
+    """How many assignments the gradient Program has (forward and backward passes)."""
+    loss: str
+    """The loss, as the gradient Program names it."""
+
+    @property
+    def hv(self) -> dict[str, str]:
+        """Each parameter's block of H·V."""
+        return self.program.grads
+
+    @property
+    def second_eqns(self) -> list[Eqn]:
+        """The second reverse pass: the assignments after the inner product."""
+        return self.program.backward_eqns
+
+    def eqns_for(self, outputs: Iterable[str]) -> list[Eqn]:
+        """The assignments that computing ``outputs`` needs, in order (the others are dead:
+        the inner product g itself, and ``hvp`` needs neither the loss nor the gradient)."""
+        return live_eqns(self.program.eqns, outputs)
+
+
+def live_eqns(eqns: list[Eqn], outputs: Iterable[str]) -> list[Eqn]:
+    """The assignments of ``eqns`` that the values ``outputs`` depend on, in order."""
+    needed = set(outputs)
+    kept = []
+    for eqn in reversed(eqns):
+        if eqn.out in needed:
+            needed.update(eqn.reads)
+            kept.append(eqn)
+    return kept[::-1]
+
+
+def hvp_program(gradient: Program) -> HVP:
+    """Append g = Σ_p ⟨∇_p L, V_p⟩ to the gradient Program and apply backprop to g."""
+    taken = _taken(gradient)
+    program = with_eqns(gradient, list(gradient.eqns), n_forward=None, grads={})
+    program.inputs = list(gradient.inputs)
+    builder = Builder(program)
+    directions = {}
+    for param in gradient.params:
+        name = builder.fresh(_avoiding(direction(param), taken))
+        builder.declare(Var(name, gradient.shape(param), "input", doc=f"direction for {param}"))
+        program.inputs.append(name)
+        directions[param] = name
+    terms = []
+    for param, grad in gradient.grads.items():
+        product = sympy.Symbol(grad) * sympy.Symbol(directions[param])
+        term = builder.ewise(product, name=_avoiding(f"g_{param}", taken))
+        if program.shape(term):
+            term = builder.emit("sum", [term], {}, name=_avoiding(f"g_{param}", taken))
+        terms.append(sympy.Symbol(term))
+    program.loss = builder.ewise(sympy.Add(*terms), name=_avoiding("g", taken), shape_of=())
+    cotangents = {e.out for e in gradient.backward_eqns}
+    second = backprop(program, _second_naming(cotangents, taken))
+    used = set(second.vars)
+    argument = next(
+        a for a in (ARGUMENT + "_" * k for k in range(len(used) + 1)) if a not in used | taken
+    )
+    return HVP(
+        second, dict(gradient.grads), directions, argument, len(gradient.eqns), gradient.loss
+    )
+
+
+def _taken(program: Program) -> frozenset[str]:
+    """Names a value of the second pass may not take, though no value has them: the module's
+    own names, Python's built-ins, the helpers and the spec's functions, which a local
+    variable of the same name would hide."""
+    functions = program.meta.get("functions") or {}
+    return GENERATED | BUILTINS | helper_names() | frozenset(functions)
+
+
+def _avoiding(name: str, taken: Collection[str]) -> str:
+    while name in taken:
+        name += "_"
+    return name
+
+
+def _second_naming(cotangents: set[str], taken: frozenset[str]) -> Callable[[str], str]:
+    def naming(value: str) -> str:
+        return _avoiding(second_adjoint(value, cotangents), taken)
+
+    return naming
