@@ -25,7 +25,7 @@ import sympy
 from symbp.ad.backprop import backprop
 from symbp.ir.builder import Builder
 from symbp.ir.names import BUILTINS, GENERATED, direction, helper_names, second_adjoint
-from symbp.ir.program import Eqn, Program, Var, with_eqns
+from symbp.ir.program import Eqn, Program, Var, broadcast_shapes, with_eqns
 
 ARGUMENT = "V"
 """The direction's name as an argument of ``hvp`` (a dict keyed like the parameters)."""
@@ -102,6 +102,7 @@ def hvp_program(gradient: Program) -> HVP:
     program.loss = builder.ewise(sympy.Add(*terms), name=_avoiding("g", taken), shape_of=())
     cotangents = {e.out for e in gradient.backward_eqns}
     second = backprop(program, _second_naming(cotangents, taken))
+    _share_across(second, taken)
     used = set(second.vars)
     argument = next(
         a for a in (ARGUMENT + "_" * k for k in range(len(used) + 1)) if a not in used | taken
@@ -130,3 +131,61 @@ def _second_naming(cotangents: set[str], taken: frozenset[str]) -> Callable[[str
         return _avoiding(second_adjoint(value, cotangents), taken)
 
     return naming
+
+
+def _share_across(program: Program, taken: frozenset[str]) -> None:
+    """Give an elementwise subexpression that several assignments compute a value of its own.
+
+    The two passes repeat forms of the first: tanh′ = 1 − A² scales the cotangent in the
+    first pass, and the tangent and the second-order adjoint in the second. Computed once,
+    it saves two array passes at each later use. The largest repeated subexpressions are
+    taken first; each new assignment goes just before its first use.
+    """
+    arrays = program.arrays()
+    counts: dict[sympy.Expr, int] = {}
+    for eqn in program.eqns:
+        if eqn.op == "ewise":
+            for sub in _subexpressions(eqn.attr("expr"), arrays):
+                counts[sub] = counts.get(sub, 0) + 1
+    shared = sorted(
+        (sub for sub, count in counts.items() if count > 1),
+        key=lambda e: (-sympy.count_ops(e), sympy.srepr(e)),
+    )
+    for sub in shared:
+        users = [
+            i
+            for i, e in enumerate(program.eqns)
+            if e.op == "ewise" and e.attr("expr") != sub and e.attr("expr").has(sub)
+        ]
+        if len(users) < 2:
+            continue
+        first = users[0]
+        args = tuple(sorted(s.name for s in sub.free_symbols if s.name in program.vars))
+        name = Builder(program).fresh(_avoiding(f"{program.eqns[first].out}_1", taken))
+        shape = broadcast_shapes(*(program.shape(a) for a in args))
+        program.vars[name] = Var(name, shape, "value")
+        symbol = sympy.Symbol(name)
+        for i in users:
+            eqn = program.eqns[i]
+            expr = eqn.attr("expr").xreplace({sub: symbol})
+            names = tuple(sorted(s.name for s in expr.free_symbols if s.name in program.vars))
+            attrs = tuple((k, expr if k == "expr" else v) for k, v in eqn.attrs)
+            program.eqns[i] = Eqn(eqn.out, "ewise", names, attrs)
+        program.eqns.insert(first, Eqn(name, "ewise", args, (("expr", sub),)))
+        if program.n_forward is not None and first < program.n_forward:
+            program.n_forward += 1
+
+
+def _subexpressions(expr: sympy.Expr, arrays: set[str]) -> set[sympy.Expr]:
+    """The compound subexpressions of ``expr`` that read an array, worth a value of their own
+    (not a negation or a number times one name)."""
+    found = set()
+    for node in sympy.preorder_traversal(expr):
+        if not isinstance(node, sympy.Expr) or node.is_Atom or node == expr:
+            continue
+        if not any(s.name in arrays for s in node.free_symbols):
+            continue
+        if node.is_Mul and len(node.args) == 2 and node.args[0].is_Number:
+            continue
+        found.add(node)
+    return found
