@@ -18,8 +18,9 @@ from symbp.lower.network import build_network
 
 @dataclass
 class Derivation:
-    """A model's gradient Program (forward then backward) and its prediction Program; its
-    Hessian-vector product Program is derived from the gradient Program when first asked for."""
+    """A model's gradient Program (forward then backward), its prediction Program, and its
+    Hessian-vector product Program (derived from the gradient Program when first asked for;
+    :func:`derive` asks at once)."""
 
     model: Model
     program: Program
@@ -71,6 +72,8 @@ def derive(model: Model) -> Derivation:
     try:
         program, predict, functions = forward_program(model)
         program.meta["functions"] = functions
-        return Derivation(model, backprop(program), predict, functions)
+        derivation = Derivation(model, backprop(program), predict, functions)
+        derivation.hvp  # noqa: B018 (derived now, with the rest: every output has it)
+        return derivation
     except SpecError as err:
         raise err.located(where=model.source) from None
