@@ -52,6 +52,9 @@ class HVP:
     """How many assignments the gradient Program has (forward and backward passes)."""
     loss: str
     """The loss, as the gradient Program names it."""
+    shared: tuple[str, ...] = ()
+    """Values made for subexpressions several assignments compute (code shares them; the
+    document may write them out)."""
 
     @property
     def hv(self) -> dict[str, str]:
@@ -102,13 +105,22 @@ def hvp_program(gradient: Program) -> HVP:
     program.loss = builder.ewise(sympy.Add(*terms), name=_avoiding("g", taken), shape_of=())
     cotangents = {e.out for e in gradient.backward_eqns}
     second = backprop(program, _second_naming(cotangents, taken))
-    _share_across(second, taken)
+    shared = _share_across(second, taken)
     used = set(second.vars)
     argument = next(
         a for a in (ARGUMENT + "_" * k for k in range(len(used) + 1)) if a not in used | taken
     )
+    n_gradient = len(gradient.eqns) + sum(
+        1 for e in second.eqns[: second.n_forward] if e.out in shared
+    )
     return HVP(
-        second, dict(gradient.grads), directions, argument, len(gradient.eqns), gradient.loss
+        second,
+        dict(gradient.grads),
+        directions,
+        argument,
+        n_gradient,
+        gradient.loss,
+        tuple(shared),
     )
 
 
@@ -133,13 +145,13 @@ def _second_naming(cotangents: set[str], taken: frozenset[str]) -> Callable[[str
     return naming
 
 
-def _share_across(program: Program, taken: frozenset[str]) -> None:
+def _share_across(program: Program, taken: frozenset[str]) -> list[str]:
     """Give an elementwise subexpression that several assignments compute a value of its own.
 
     The two passes repeat forms of the first: tanh′ = 1 − A² scales the cotangent in the
     first pass, and the tangent and the second-order adjoint in the second. Computed once,
     it saves two array passes at each later use. The largest repeated subexpressions are
-    taken first; each new assignment goes just before its first use.
+    taken first; each new assignment goes just before its first use. Returns their names.
     """
     arrays = program.arrays()
     counts: dict[sympy.Expr, int] = {}
@@ -151,6 +163,7 @@ def _share_across(program: Program, taken: frozenset[str]) -> None:
         (sub for sub, count in counts.items() if count > 1),
         key=lambda e: (-sympy.count_ops(e), sympy.srepr(e)),
     )
+    made = []
     for sub in shared:
         users = [
             i
@@ -174,6 +187,8 @@ def _share_across(program: Program, taken: frozenset[str]) -> None:
         program.eqns.insert(first, Eqn(name, "ewise", args, (("expr", sub),)))
         if program.n_forward is not None and first < program.n_forward:
             program.n_forward += 1
+        made.append(name)
+    return made
 
 
 def _subexpressions(expr: sympy.Expr, arrays: set[str]) -> set[sympy.Expr]:
