@@ -514,6 +514,21 @@ def derivation_cost(quick: bool) -> dict:
     return {"depth": depth_rows, "width": width_rows, "e2e": (d, e2e)}
 
 
+# ---------------------------------------------------------------- operation counts
+
+
+def hvp_op_counts() -> list[tuple[str, int, int, int, int]]:
+    """Per example: parameter entries, (a) forward, (d) backprop and (e) hvp operations, as
+    ``symbp report`` counts them (batch 1, other named sizes 2)."""
+    from symbp.analysis.redundancy import report as count
+
+    rows = []
+    for path in sorted((ROOT / "examples").glob("*.toml")):
+        r = count(path, repeated=False, max_ops=1)
+        rows.append((path.stem, r.parameter_entries, r.forward_ops, r.backprop_ops, r.hvp_ops))
+    return rows
+
+
 # ---------------------------------------------------------------- report
 
 TARGETS = {
@@ -564,7 +579,7 @@ def _time_table(workers: list[dict]) -> list[str]:
     return lines
 
 
-def report(workers: list[dict], cost: dict, elapsed: float) -> str:
+def report(workers: list[dict], cost: dict, elapsed: float, counts: list) -> str:
     import numpy as np
 
     lines = [
@@ -628,8 +643,29 @@ def report(workers: list[dict], cost: dict, elapsed: float) -> str:
                 f"{r['minimum'] / 1024:.1f} KiB | {ratio:.2f} {mark} | "
                 f"{r['allocated'] / r['needed']:.2f} | {faults} |"
             )
-    lines += ["", *_hvp_table(workers), "", NOTES]
+    lines += ["", *_hvp_table(workers), "", *_count_table(counts), "", NOTES]
     return "\n".join(lines) + "\n"
+
+
+def _count_table(counts: list) -> list[str]:
+    """Section 5: the operations of hvp against the forward pass, for every example."""
+    lines = [
+        "## 5. Operations of `hvp` against the forward pass, every example",
+        "",
+        "`symbp report`'s counts (sympy.count_ops at batch 1, other named sizes 2): (a) the "
+        "forward pass, (d) the backward pass, (e) everything `hvp` computes (its own forward "
+        "pass, the part of the backward pass it reads, the second pass). Corollary 1 says "
+        "(e) = O(N + l), N = (a) and l the parameter entries.",
+        "",
+        "| example | l | (a) forward | (d) backprop | (e) hvp | (e) ÷ (a) | (e) ÷ (N + l) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entries, forward, backprop, hvp in counts:
+        lines.append(
+            f"| {name} | {entries} | {forward} | {backprop} | {hvp} | {hvp / forward:.2f} | "
+            f"{hvp / (forward + entries):.2f} |"
+        )
+    return lines
 
 
 def _hvp_table(workers: list[dict]) -> list[str]:
@@ -739,7 +775,8 @@ def main() -> None:
         workers.append(run)
     print("derivation cost ...", file=sys.stderr)
     cost = derivation_cost(args.quick)
-    text = report(workers, cost, time.perf_counter() - start)
+    counts = hvp_op_counts()
+    text = report(workers, cost, time.perf_counter() - start, counts)
     print(text)
     if not args.quick:
         (ROOT / "benchmarks" / "results.md").write_text(text)
