@@ -311,3 +311,15 @@ def test_the_document_has_the_hvp_section_only_when_asked():
     with_hvp = render_latex(derivation, timeout=30, hvp=True)
     assert r"\section{The Hessian-vector product}" in with_hvp
     assert r"\hat{w} &= " in with_hvp and r"\dot{z} &= " in with_hvp
+
+
+def test_a_value_named_V_renames_the_direction_argument():
+    """A spec may name a value V: hvp's direction is then V_, and the model's V stays V."""
+    module = module_of(
+        'name = "vv"\n[graph]\ninputs = { X = "m x 3" }\nparams = { W = "3 x 2", V = "2" }\n'
+        'steps = ["H = tanh(X @ W)", "L = sum(H @ V)"]\nloss = "L"\n'
+    )
+    import inspect
+
+    assert list(inspect.signature(module.hvp).parameters) == ["params", "X", "V_"]
+    assert check_hvp(module, seed=1).ok
