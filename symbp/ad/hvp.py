@@ -154,41 +154,72 @@ def _share_across(program: Program, taken: frozenset[str]) -> list[str]:
     taken first; each new assignment goes just before its first use. Returns their names.
     """
     arrays = program.arrays()
-    counts: dict[sympy.Expr, int] = {}
+    users: dict[sympy.Expr, list[str]] = {}
+    exprs: dict[str, sympy.Expr] = {}
     for eqn in program.eqns:
         if eqn.op == "ewise":
-            for sub in _subexpressions(eqn.attr("expr"), arrays):
-                counts[sub] = counts.get(sub, 0) + 1
+            exprs[eqn.out] = eqn.attr("expr")
+            for sub in _subexpressions(exprs[eqn.out], arrays):
+                users.setdefault(sub, []).append(eqn.out)
     shared = sorted(
-        (sub for sub, count in counts.items() if count > 1),
+        (sub for sub, names in users.items() if len(names) > 1),
         key=lambda e: (-sympy.count_ops(e), sympy.srepr(e)),
     )
-    made = []
+    builder = Builder(program)
+    made: dict[str, sympy.Expr] = {}
     for sub in shared:
-        users = [
-            i
-            for i, e in enumerate(program.eqns)
-            if e.op == "ewise" and e.attr("expr") != sub and e.attr("expr").has(sub)
+        # Inside a larger shared subexpression, its users include that value's definition.
+        current = [
+            n
+            for n in dict.fromkeys(users[sub])
+            if (made.get(n) or exprs[n]) != sub and (made.get(n) or exprs[n]).has(sub)
         ]
-        if len(users) < 2:
+        if len(current) < 2:
             continue
-        first = users[0]
-        args = tuple(sorted(s.name for s in sub.free_symbols if s.name in program.vars))
-        name = Builder(program).fresh(_avoiding(f"{program.eqns[first].out}_1", taken))
-        shape = broadcast_shapes(*(program.shape(a) for a in args))
-        program.vars[name] = Var(name, shape, "value")
+        name = builder.fresh(_avoiding(f"{current[0]}_1", taken))
+        args = sorted(s.name for s in sub.free_symbols if s.name in program.vars)
+        program.vars[name] = Var(name, broadcast_shapes(*(program.shape(a) for a in args)))
         symbol = sympy.Symbol(name)
-        for i in users:
-            eqn = program.eqns[i]
-            expr = eqn.attr("expr").xreplace({sub: symbol})
-            names = tuple(sorted(s.name for s in expr.free_symbols if s.name in program.vars))
-            attrs = tuple((k, expr if k == "expr" else v) for k, v in eqn.attrs)
-            program.eqns[i] = Eqn(eqn.out, "ewise", names, attrs)
-        program.eqns.insert(first, Eqn(name, "ewise", args, (("expr", sub),)))
-        if program.n_forward is not None and first < program.n_forward:
-            program.n_forward += 1
-        made.append(name)
-    return made
+        for n in current:
+            if n in made:
+                made[n] = made[n].xreplace({sub: symbol})
+            else:
+                exprs[n] = exprs[n].xreplace({sub: symbol})
+        made[name] = sub
+        for inner in _subexpressions(sub, arrays):
+            users.setdefault(inner, []).append(name)
+    if not made:
+        return []
+    eqns, placed = [], set()
+
+    def place(name: str) -> None:
+        if name in placed:
+            return
+        placed.add(name)
+        expr = made[name]
+        for s in sorted(expr.free_symbols, key=lambda s: s.name):
+            if s.name in made:
+                place(s.name)
+        eqns.append(_ewise_eqn(name, expr, program))
+
+    n_forward = program.n_forward
+    for i, eqn in enumerate(program.eqns):
+        if i == program.n_forward:
+            n_forward = len(eqns)
+        if eqn.out in exprs and exprs[eqn.out] != eqn.attr("expr"):
+            eqn = _ewise_eqn(eqn.out, exprs[eqn.out], program)
+        for s in sorted(eqn.attr("expr").free_symbols if eqn.op == "ewise" else (), key=str):
+            if s.name in made:
+                place(s.name)
+        eqns.append(eqn)
+    program.eqns = eqns
+    program.n_forward = n_forward
+    return [n for n in (e.out for e in eqns) if n in made]
+
+
+def _ewise_eqn(name: str, expr: sympy.Expr, program: Program) -> Eqn:
+    args = tuple(sorted(s.name for s in expr.free_symbols if s.name in program.vars))
+    return Eqn(name, "ewise", args, (("expr", expr),))
 
 
 def _subexpressions(expr: sympy.Expr, arrays: set[str]) -> set[sympy.Expr]:
