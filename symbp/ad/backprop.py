@@ -44,6 +44,9 @@ def backprop(program: Program, naming: Callable[[str], str] = adjoint) -> Progra
         if eqn.out not in active or eqn.out not in pending:
             continue
         g = ctx.total(eqn.out, pending.pop(eqn.out))
+        if g.expr == 0:
+            # Contributions that cancel (the second pass of p2 − (c + p2)) pass nothing on.
+            continue
         needs = [a in active for a in eqn.args]
         names = [contribution(a, eqn.out, uses[a], naming) for a in eqn.args]
         for arg, piece in zip(eqn.args, OPS[eqn.op].vjp(ctx, eqn, g, needs, names), strict=True):
