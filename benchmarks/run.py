@@ -579,7 +579,29 @@ def _time_table(workers: list[dict]) -> list[str]:
     return lines
 
 
-def report(workers: list[dict], cost: dict, elapsed: float, counts: list) -> str:
+CONSTRUCTION = """## 6. Reverse-over-reverse against forward-over-reverse, in JAX
+
+`python benchmarks/hvp_construction.py`: JAX builds both constructions from one loss,
+`grad(lambda p: vdot(grad(L)(p), v))` and `jvp(grad(L), (p,), (v,))`; XLA's cost analysis
+counts each compiled program's flops, and each is timed (1 thread, best of 15).
+
+"""
+
+
+def construction_table() -> str:
+    """Section 6, from ``hvp_construction.py`` in a fresh process (empty without JAX)."""
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return ""
+    script = ROOT / "benchmarks" / "hvp_construction.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    return CONSTRUCTION + done.stdout if done.returncode == 0 else ""
+
+
+def report(
+    workers: list[dict], cost: dict, elapsed: float, counts: list, construction: str = ""
+) -> str:
     import numpy as np
 
     lines = [
@@ -643,7 +665,8 @@ def report(workers: list[dict], cost: dict, elapsed: float, counts: list) -> str
                 f"{r['minimum'] / 1024:.1f} KiB | {ratio:.2f} {mark} | "
                 f"{r['allocated'] / r['needed']:.2f} | {faults} |"
             )
-    lines += ["", *_hvp_table(workers), "", *_count_table(counts), "", NOTES]
+    lines += ["", *_hvp_table(workers), "", *_count_table(counts), ""]
+    lines += [construction, NOTES] if construction else [NOTES]
     return "\n".join(lines) + "\n"
 
 
@@ -776,7 +799,8 @@ def main() -> None:
     print("derivation cost ...", file=sys.stderr)
     cost = derivation_cost(args.quick)
     counts = hvp_op_counts()
-    text = report(workers, cost, time.perf_counter() - start, counts)
+    construction = construction_table()
+    text = report(workers, cost, time.perf_counter() - start, counts, construction)
     print(text)
     if not args.quick:
         (ROOT / "benchmarks" / "results.md").write_text(text)
