@@ -35,6 +35,12 @@ from symbp.files import OutputError, check_writable, write_all
     help="Network matrix form: row-major batch (seed003, as the code) or column vectors "
     "with δˡ and BP1–BP4 (seed002).",
 )
+@click.option(
+    "--hvp",
+    is_flag=True,
+    help="Add a section deriving the Hessian-vector product H·V, step by step (seed 000's "
+    "Corollary 1: backprop of ⟨∇L, V⟩).",
+)
 @timeout_option(
     "the naive derivation and the cost table together (a part still running then is left "
     "out, and the document and a note on stderr say so)"
@@ -42,19 +48,26 @@ from symbp.files import OutputError, check_writable, write_all
 @force_option
 @guard
 def latex_command(
-    spec: Path, output: Path | None, pdf: bool, notation: str, timeout: float, force: bool
+    spec: Path,
+    output: Path | None,
+    pdf: bool,
+    notation: str,
+    hvp: bool,
+    timeout: float,
+    force: bool,
 ) -> None:
     """Write the backprop derivation of SPEC as a LaTeX document.
 
     The document lists the model, the forward pass, the backward pass step by step (the
     chain-rule sum over each value's children, then its simplified form), the matrix form for
     networks, for small models the naive sympy.diff derivation, and the cost table of
-    `symbp report`.
+    `symbp report`; with --hvp, the Hessian-vector product derived step by step.
 
     \b
     Example:
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
+      symbp latex examples/logistic_l2.toml --hvp
     """
     into = output is not None and output.is_dir()
     if output is not None and not into and output.suffix != ".tex":
@@ -66,7 +79,7 @@ def latex_command(
     path = output / name if into else output or Path("generated") / name
     targets = [path, path.with_suffix(".pdf")] if pdf else [path]
     check_writable(dict.fromkeys(targets, ""), force=force)  # before the document is made
-    text, skipped = latex_document(derivation, notation, timeout)
+    text, skipped = latex_document(derivation, notation, timeout, hvp)
     outputs = {path: text, **_figure(derivation, path.parent)}
     for written in write_all(outputs, force=force):
         click.echo(f"wrote {written}")

@@ -12,6 +12,7 @@ import sympy
 
 from symbp.analysis.redundancy import latex_cost, written_size
 from symbp.derivation import Derivation
+from symbp.emit.latex_hvp import hvp_section
 from symbp.emit.latex_names import atom, backward_latex_name, escape_text, latex_name
 from symbp.emit.printing import LatexPrinters, Printers
 from symbp.emit.templating import render
@@ -353,10 +354,14 @@ def figure(derivation: Derivation) -> dict:
 
 
 def context(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+    derivation: Derivation,
+    notation: str = "seed003",
+    timeout: float = DEFAULT_TIMEOUT,
+    hvp: bool = False,
 ) -> dict:
     """The template's values. The naive section and the cost table share ``timeout``; the
-    parts they leave out for it are listed under ``skipped``."""
+    parts they leave out for it are listed under ``skipped``. ``hvp`` adds the section on
+    the Hessian-vector product (:mod:`symbp.emit.latex_hvp`)."""
     deadline = time.monotonic() + timeout
     program = derivation.program
     pr = printers_for(derivation)
@@ -393,6 +398,7 @@ def context(
         ],
         "matrix": network_matrix_form(derivation, notation),
         "notation": notation,
+        "hvp": hvp_section(derivation) if hvp else None,
     }
     limit = f"the time limit of {timeout:g} s (--timeout)"
     naive = naive_section(derivation, pr, timeout, limit)
@@ -403,18 +409,24 @@ def context(
 
 
 def render_latex(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+    derivation: Derivation,
+    notation: str = "seed003",
+    timeout: float = DEFAULT_TIMEOUT,
+    hvp: bool = False,
 ) -> str:
     """The complete ``.tex`` document for a derivation, under symbp's header line
     (deterministic, unless the time limit cuts a part)."""
-    return latex_document(derivation, notation, timeout)[0]
+    return latex_document(derivation, notation, timeout, hvp)[0]
 
 
 def latex_document(
-    derivation: Derivation, notation: str = "seed003", timeout: float = DEFAULT_TIMEOUT
+    derivation: Derivation,
+    notation: str = "seed003",
+    timeout: float = DEFAULT_TIMEOUT,
+    hvp: bool = False,
 ) -> tuple[str, list[str]]:
     """The document and one line for each part the time limit left out of it."""
-    values = context(derivation, notation, timeout)
+    values = context(derivation, notation, timeout, hvp)
     return stamp_text(render("derivation.tex.j2", values, "latex"), "%"), values["skipped"]
 
 
