@@ -60,6 +60,11 @@ CASES = [
     ("10x tanh w64 b128 (SE)", 64, [(64, "tanh")] * 10, "squared_error", 128, 0.0),
 ]
 DTYPES = ["float64", "float32"]
+HVP_CASES = [case for case in CASES if case[0].startswith(("784-256-256-10", "10x tanh"))]
+"""The cases whose Hessian-vector product ``hvp`` is timed too (issue 13)."""
+HVP_TARGET = 2.5
+"""hvp ÷ loss_and_grad must not exceed this; hvp must be faster than PyTorch and no slower
+than JAX."""
 
 
 def spec_text(name: str, inputs: int, layers, loss: str, l2: float) -> str:
@@ -153,11 +158,9 @@ def gemm_bound(np, layers):
     return step
 
 
-def jax_step(layers, loss, l2, dtype):
+def jax_loss(layers, loss, l2):
+    """The network's loss as a JAX function of (params, X, T)."""
     import jax
-
-    if dtype == "float64":
-        jax.config.update("jax_enable_x64", True)
     import jax.numpy as jnp
 
     n = len(layers)
@@ -176,6 +179,15 @@ def jax_step(layers, loss, l2, dtype):
             L = L + l2 / 2 * sum(jnp.sum(params[f"W{i}"] ** 2) for i in range(1, n + 1))
         return L
 
+    return f
+
+
+def jax_step(layers, loss, l2, dtype):
+    import jax
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    f = jax_loss(layers, loss, l2)
     g = jax.jit(jax.value_and_grad(f))
 
     def step(params, X, T):
@@ -186,13 +198,13 @@ def jax_step(layers, loss, l2, dtype):
     return step
 
 
-def torch_step(layers, loss, l2):
+def torch_loss(layers, loss, l2):
+    """The network's loss as a PyTorch function of (params, X, T)."""
     import torch
 
     n = len(layers)
 
-    def step(params, X, T):
-        ps = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    def f(ps, X, T):
         m = X.shape[0]
         A = X
         for i, (_, act) in enumerate(layers, 1):
@@ -204,10 +216,69 @@ def torch_step(layers, loss, l2):
             L = -(T * torch.log_softmax(Z, dim=1)).sum() / m
         if l2:
             L = L + l2 / 2 * sum((ps[f"W{i}"] ** 2).sum() for i in range(1, n + 1))
+        return L
+
+    return f
+
+
+def torch_step(layers, loss, l2):
+    f = torch_loss(layers, loss, l2)
+
+    def step(params, X, T):
+        ps = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        L = f(ps, X, T)
         L.backward()
         return L, {k: v.grad for k, v in ps.items()}
 
     return step
+
+
+# ---------------------------------------------------------------- Hessian-vector products
+
+
+def jax_hvp(layers, loss, l2, dtype):
+    """JAX's forward-over-reverse, ``jit(jvp(grad))``."""
+    import jax
+
+    if dtype == "float64":
+        jax.config.update("jax_enable_x64", True)
+    f = jax_loss(layers, loss, l2)
+    product = jax.jit(lambda p, v, X, T: jax.jvp(lambda q: jax.grad(f)(q, X, T), (p,), (v,))[1])
+
+    def hvp(params, X, T, V):
+        return jax.block_until_ready(product(params, V, X, T))
+
+    return hvp
+
+
+def torch_double_backward(layers, loss, l2):
+    """PyTorch's reverse-over-reverse: the gradient with ``create_graph``, then
+    ``autograd.grad`` of ⟨∇L, V⟩ (what ``torch.autograd.functional.hvp`` does, less its
+    checks)."""
+    import torch
+
+    f = torch_loss(layers, loss, l2)
+
+    def hvp(params, X, T, V):
+        ps = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+        names = list(ps)
+        grads = torch.autograd.grad(f(ps, X, T), [ps[k] for k in names], create_graph=True)
+        inner = sum((g * V[k]).sum() for g, k in zip(grads, names, strict=True))
+        return dict(zip(names, torch.autograd.grad(inner, [ps[k] for k in names]), strict=True))
+
+    return hvp
+
+
+def torch_func_hvp(layers, loss, l2):
+    """PyTorch's forward-over-reverse: ``torch.func.jvp(torch.func.grad(f))``."""
+    import torch
+
+    f = torch_loss(layers, loss, l2)
+
+    def hvp(params, X, T, V):
+        return torch.func.jvp(lambda p: torch.func.grad(f)(p, X, T), (params,), (V,))[1]
+
+    return hvp
 
 
 def time_interleaved(fns: dict, repeats: int, budget: float):
@@ -260,7 +331,7 @@ def worker(quick: bool, case: int) -> dict:
     except ImportError:
         have_jax = False
     repeats, budget = (3, 0.02) if quick else (15, 0.05)
-    out = {"threads": int(os.environ["OMP_NUM_THREADS"]), "time": [], "memory": []}
+    out = {"threads": int(os.environ["OMP_NUM_THREADS"]), "time": [], "memory": [], "hvp": []}
     with tempfile.TemporaryDirectory() as tmp:
         for index, (label, inputs, layers, loss, batch, l2) in enumerate(CASES):
             if index != case:
@@ -312,9 +383,52 @@ def worker(quick: bool, case: int) -> dict:
                 res = time_interleaved(fns, repeats, budget)
                 out["time"].append({"case": label, "dtype": dtype, "t": res})
                 print(f"  {label} {dtype}", file=sys.stderr)
+                if any(label == c[0] for c in HVP_CASES):
+                    products = hvp_timing(np, module, params, X, T, layers, loss, l2, dtype, rng)
+                    res = time_interleaved(products, repeats, budget)
+                    out["hvp"].append({"case": label, "dtype": dtype, "t": res})
+                    print(f"  {label} {dtype} hvp", file=sys.stderr)
                 if out["threads"] == 1:
                     out["memory"].append(step_memory(np, module, params, X, T, layers, label))
     return out
+
+
+def hvp_timing(np, module, params, X, T, layers, loss, l2, dtype, rng) -> dict:
+    """The functions to time for one case's Hessian-vector product, each checked first
+    (allclose) against the generated ``hvp``: the generated ``hvp`` and ``loss_and_grad``,
+    JAX ``jit(jvp(grad))`` and PyTorch (double backward and ``torch.func.jvp(grad)``)."""
+    V = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in params.items()}
+    hv0 = module.hvp(params, X, T, V)
+    rtol, atol = (1e-8, 1e-11) if dtype == "float64" else (2e-3, 1e-5)
+    fns = {
+        "hvp": lambda: module.hvp(params, X, T, V),
+        "loss_and_grad": lambda: module.loss_and_grad(params, X, T),
+    }
+    others = {}
+    try:
+        import jax  # noqa: F401
+
+        others["jax"] = (jax_hvp(layers, loss, l2, dtype), params, X, T, V)
+    except ImportError:
+        pass
+    try:
+        import torch
+
+        tp = {k: torch.from_numpy(v.copy()) for k, v in params.items()}
+        tv = {k: torch.from_numpy(v.copy()) for k, v in V.items()}
+        targs = (tp, torch.from_numpy(X), torch.from_numpy(T), tv)
+        others["torch"] = (torch_double_backward(layers, loss, l2), *targs)
+        others["torch.func"] = (torch_func_hvp(layers, loss, l2), *targs)
+    except ImportError:
+        pass
+    for name, (fn, p, x, t, v) in others.items():
+        hv = fn(p, x, t, v)
+        scale = max(float(np.max(np.abs(h))) for h in hv0.values())
+        for k in hv0:
+            if not np.allclose(np.asarray(hv[k]), hv0[k], rtol=rtol, atol=atol * scale):
+                raise AssertionError(f"{name}'s Hessian-vector product disagrees on {k}")
+        fns[name] = lambda fn=fn, p=p, x=x, t=t, v=v: fn(p, x, t, v)
+    return fns
 
 
 def step_memory(np, module, params, X, T, layers, label):
@@ -400,6 +514,21 @@ def derivation_cost(quick: bool) -> dict:
     return {"depth": depth_rows, "width": width_rows, "e2e": (d, e2e)}
 
 
+# ---------------------------------------------------------------- operation counts
+
+
+def hvp_op_counts() -> list[tuple[str, int, int, int, int]]:
+    """Per example: parameter entries, (a) forward, (d) backprop and (e) hvp operations, as
+    ``symbp report`` counts them (batch 1, other named sizes 2)."""
+    from symbp.analysis.redundancy import report as count
+
+    rows = []
+    for path in sorted((ROOT / "examples").glob("*.toml")):
+        r = count(path, repeated=False, max_ops=1)
+        rows.append((path.stem, r.parameter_entries, r.forward_ops, r.backprop_ops, r.hvp_ops))
+    return rows
+
+
 # ---------------------------------------------------------------- report
 
 TARGETS = {
@@ -450,7 +579,29 @@ def _time_table(workers: list[dict]) -> list[str]:
     return lines
 
 
-def report(workers: list[dict], cost: dict, elapsed: float) -> str:
+CONSTRUCTION = """## 6. Reverse-over-reverse against forward-over-reverse, in JAX
+
+`python benchmarks/hvp_construction.py`: JAX builds both constructions from one loss,
+`grad(lambda p: vdot(grad(L)(p), v))` and `jvp(grad(L), (p,), (v,))`; XLA's cost analysis
+counts each compiled program's flops, and each is timed (1 thread, best of 15).
+
+"""
+
+
+def construction_table() -> str:
+    """Section 6, from ``hvp_construction.py`` in a fresh process (empty without JAX)."""
+    try:
+        import jax  # noqa: F401
+    except ImportError:
+        return ""
+    script = ROOT / "benchmarks" / "hvp_construction.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True)
+    return CONSTRUCTION + done.stdout if done.returncode == 0 else ""
+
+
+def report(
+    workers: list[dict], cost: dict, elapsed: float, counts: list, construction: str = ""
+) -> str:
     import numpy as np
 
     lines = [
@@ -514,8 +665,62 @@ def report(workers: list[dict], cost: dict, elapsed: float) -> str:
                 f"{r['minimum'] / 1024:.1f} KiB | {ratio:.2f} {mark} | "
                 f"{r['allocated'] / r['needed']:.2f} | {faults} |"
             )
-    lines += ["", NOTES]
+    lines += ["", *_hvp_table(workers), "", *_count_table(counts), ""]
+    lines += [construction, NOTES] if construction else [NOTES]
     return "\n".join(lines) + "\n"
+
+
+def _count_table(counts: list) -> list[str]:
+    """Section 5: the operations of hvp against the forward pass, for every example."""
+    lines = [
+        "## 5. Operations of `hvp` against the forward pass, every example",
+        "",
+        "`symbp report`'s counts (sympy.count_ops at batch 1, other named sizes 2): (a) the "
+        "forward pass, (d) the backward pass, (e) everything `hvp` computes (its own forward "
+        "pass, the part of the backward pass it reads, the second pass). Corollary 1 says "
+        "(e) = O(N + l), N = (a) and l the parameter entries.",
+        "",
+        "| example | l | (a) forward | (d) backprop | (e) hvp | (e) ÷ (a) | (e) ÷ (N + l) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entries, forward, backprop, hvp in counts:
+        lines.append(
+            f"| {name} | {entries} | {forward} | {backprop} | {hvp} | {hvp / forward:.2f} | "
+            f"{hvp / (forward + entries):.2f} |"
+        )
+    return lines
+
+
+def _hvp_table(workers: list[dict]) -> list[str]:
+    """Section 4: the Hessian-vector product against ``loss_and_grad``, JAX and PyTorch."""
+    lines = [
+        "## 4. Hessian-vector product `hvp`: best (median) time per call",
+        "",
+        "Every column was checked (allclose) against the generated `hvp` before timing. "
+        "jax is `jit(jvp(grad))`; torch is double backward (`autograd.grad` with "
+        "`create_graph`, then of ⟨∇L, V⟩), torch.func is `torch.func.jvp(torch.func.grad)`. "
+        f"Targets: hvp ÷ loss_and_grad ≤ {HVP_TARGET}; hvp faster than PyTorch (< 1) and no "
+        "slower than JAX (≤ 1).",
+        "",
+    ]
+    cols = ["hvp", "loss_and_grad", "jax", "torch", "torch.func"]
+    present = [c for c in cols if any(c in r["t"] for w in workers for r in w.get("hvp", []))]
+    head = "| threads | case | dtype | " + " | ".join(present) + " | hvp/loss_and_grad"
+    head += "".join(f" | hvp/{c}" for c in present[2:]) + " |"
+    lines += [head, "|" + "---|" * (head.count("|") - 1)]
+    for w in workers:
+        for r in w.get("hvp", []):
+            t = r["t"]
+            cells = [f"{fmt_t(t[c][0])} ({fmt_t(t[c][1])})" for c in present]
+            ratio = t["hvp"][0] / t["loss_and_grad"][0]
+            row = f"| {w['threads']} | {r['case']} | {r['dtype']} | " + " | ".join(cells)
+            row += f" | {ratio:.2f} {'✓' if ratio <= HVP_TARGET else '✗'}"
+            for c in present[2:]:
+                versus = t["hvp"][0] / t[c][0]
+                bound_ok = versus <= 1.0 if c == "jax" else versus < 1.0
+                row += f" | {versus:.2f} {'✓' if bound_ok else '✗'}"
+            lines.append(row + " |")
+    return lines
 
 
 NOTES = """## What limits the missed targets
@@ -580,7 +785,7 @@ def main() -> None:
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
         print(f"timing with {threads} thread(s) ...", file=sys.stderr)
-        run = {"threads": threads, "time": [], "memory": []}
+        run = {"threads": threads, "time": [], "memory": [], "hvp": []}
         for case in range(len(CASES)):
             # A fresh process per case: what the allocator has seen depends on history.
             cmd = [sys.executable, __file__, "--worker", str(case)]
@@ -589,10 +794,13 @@ def main() -> None:
             result = json.loads(done.stdout.strip().splitlines()[-1])
             run["time"] += result["time"]
             run["memory"] += result["memory"]
+            run["hvp"] += result["hvp"]
         workers.append(run)
     print("derivation cost ...", file=sys.stderr)
     cost = derivation_cost(args.quick)
-    text = report(workers, cost, time.perf_counter() - start)
+    counts = hvp_op_counts()
+    construction = construction_table()
+    text = report(workers, cost, time.perf_counter() - start, counts, construction)
     print(text)
     if not args.quick:
         (ROOT / "benchmarks" / "results.md").write_text(text)

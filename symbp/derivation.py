@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from symbp.ad.backprop import backprop
+from symbp.ad.hvp import HVP, hvp_program
 from symbp.errors import SpecError
 from symbp.front.parse import ParseError, parse_expression, to_sympy
 from symbp.front.spec import Model, body_cost
@@ -16,12 +18,23 @@ from symbp.lower.network import build_network
 
 @dataclass
 class Derivation:
-    """A model's gradient Program (forward then backward) and its prediction Program."""
+    """A model's gradient Program (forward then backward), its prediction Program, and its
+    Hessian-vector product Program (derived from the gradient Program when first asked for;
+    :func:`derive` asks at once)."""
 
     model: Model
     program: Program
     predict: Program | None
     functions: FunctionTable
+
+    @functools.cached_property
+    def hvp(self) -> HVP:
+        """H·V as a Program: the gradient Program, ⟨∇L, V⟩, and backprop of that (seed 000's
+        Corollary 1)."""
+        try:
+            return hvp_program(self.program)
+        except SpecError as err:
+            raise err.located(where=self.model.source) from None
 
 
 def function_table(model: Model) -> FunctionTable:
@@ -59,6 +72,8 @@ def derive(model: Model) -> Derivation:
     try:
         program, predict, functions = forward_program(model)
         program.meta["functions"] = functions
-        return Derivation(model, backprop(program), predict, functions)
+        derivation = Derivation(model, backprop(program), predict, functions)
+        derivation.hvp  # noqa: B018 (derived now, with the rest: every output has it)
+        return derivation
     except SpecError as err:
         raise err.located(where=model.source) from None

@@ -3,14 +3,16 @@
 Each drawn graph is two things built side by side: the spec text symbp reads, and a NumPy
 function of this file that computes the same loss from the same steps (its own reference
 implementations of every function and loss; nothing of symbp's lowering, SymPy forms or
-printers). The generated module's loss must equal that function's, and its gradients must
-equal central differences of that function, at batch sizes 1 and 3, in float64; in float32
-the gradients keep the dtype. Graphs cover NumPy broadcasting between scalars, (n,), (1, n),
-(n, 1) and (m, n) operands in either position, for parameters, inputs, constants and
-intermediate values; every elementwise operator and function; ``@`` and ``.T``; ``sum`` and
-``mean`` with and without ``axis``; the fused losses; values used several times; aliases,
-repeated steps, numbers, ``[constants]`` and ``[functions]``. Half of the graphs name an
-``output`` step, whose ``predict`` must return that step's value as evaluated here.
+printers). The generated module's loss must equal that function's, and its gradients must equal
+central differences of that function, at batch sizes 1 and 3, in float64; in float32 the
+gradients keep the dtype. Its Hessian-vector product must equal central differences of its
+gradient entry by entry, and ⟨u, H·v⟩ the mixed second difference of that function. Graphs
+cover NumPy broadcasting between scalars, (n,), (1, n), (n, 1) and (m, n) operands in either
+position, for parameters, inputs, constants and intermediate values; every elementwise operator
+and function; ``@`` and ``.T``; ``sum`` and ``mean`` with and without ``axis``; the fused
+losses; values used several times; aliases, repeated steps, numbers, ``[constants]`` and
+``[functions]``. Half of the graphs name an ``output`` step, whose ``predict`` must return that
+step's value as evaluated here.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from symbp.analysis.gradcheck import check_hvp
 
 EXAMPLES = int(os.environ.get("SYMBP_ORACLE_EXAMPLES", "500"))
 SLOW_EXAMPLES = 5000
@@ -516,13 +520,55 @@ def check_graph(g: Graph, build_module) -> float:
                 )
         if g.output:
             check_predict(g, module, params, inputs)
-        # float32 in, float32 out: the gradients keep the parameters' dtype.
+        check_second_order(g, module, params, inputs, reference, sizes)
+        # float32 in, float32 out: the gradients and H·V keep the parameters' dtype.
         small = {n: v.astype(np.float32) for n, v in params.items()}
         small_args = [np.asarray(a, dtype=np.float32) for a in args]
-        _, grads32 = module.loss_and_grad(small, *small_args)
+        _, grads32, hv32 = module.loss_grad_hvp(small, *small_args, small)
         for name in params:
             assert np.asarray(grads32[name]).dtype == np.float32, (g.spec(), name)
+            assert np.asarray(hv32[name]).dtype == np.float32, (g.spec(), name)
     return worst
+
+
+MIXED = (np.array([-2, -1, 1, 2]), np.array([1.0, -8, 8, -1]))
+"""The fourth-order central stencil in each of two directions: Σᵢⱼ cᵢcⱼ f(iH, jH) / (12H)²
+is ∂²f/∂s∂t at 0 to O(H⁴)."""
+
+
+def mixed_difference(f: Callable[[float, float], float], h: float) -> float:
+    steps, weights = MIXED
+    total = sum(
+        wi * wj * f(si * h, sj * h)
+        for si, wi in zip(steps, weights, strict=True)
+        for sj, wj in zip(steps, weights, strict=True)
+    )
+    return total / (12 * h) ** 2
+
+
+def check_second_order(g: Graph, module, params: dict, inputs: dict, reference, sizes) -> None:
+    """H·V two ways: entry by entry against central differences of the module's gradient
+    (itself checked against this file's evaluation above), and ⟨u, H·v⟩ against the mixed
+    second difference of this file's evaluation at two steps, extrapolated, where the two
+    agree (no kink lies within them)."""
+    result = check_hvp(module, batch=sizes["m"], seed=len(g.steps), sizes=sizes)
+    assert result.ok, f"{g.spec()}\nsizes {sizes}\n{result.table()}"
+    rng = np.random.default_rng(len(g.steps))
+    u, v = ({n: 0.5 * rng.standard_normal(p.shape) for n, p in params.items()} for _ in range(2))
+    hv = module.hvp(params, *(inputs[n] for n in g.inputs), v)
+    analytic = sum(float(np.vdot(u[n], hv[n])) for n in params)
+
+    def f(s: float, t: float) -> float:
+        return reference({n: p + s * u[n] + t * v[n] for n, p in params.items()})
+
+    coarse, fine = mixed_difference(f, 1e-2), mixed_difference(f, 5e-3)
+    if abs(coarse - fine) > 1e-4 * max(abs(fine), 1e-3):
+        return  # a kink within the steps: the entrywise check above covers this graph
+    extrapolated = fine + (fine - coarse) / 15  # the h⁴ terms cancel (Richardson)
+    error = abs(extrapolated - analytic) / max(abs(extrapolated), abs(analytic), 1e-3)
+    assert error <= 1e-6, (
+        f"{g.spec()}\nsizes {sizes}: ⟨u, Hv⟩ = {analytic!r}, differences {extrapolated!r}"
+    )
 
 
 def check_predict(g: Graph, module, params: dict, inputs: dict) -> None:
@@ -579,9 +625,28 @@ def test_random_graphs_match_jax_grad(build_module, g):
     def loss(p):
         return g.loss({**p, **inputs, **g.constants}, jnp)
 
-    expected = jax.grad(loss)({n: jnp.asarray(v) for n, v in params.items()})
+    point = {n: jnp.asarray(v) for n, v in params.items()}
+    expected = jax.grad(loss)(point)
     _, grads = module.loss_and_grad(params, *(inputs[n] for n in g.inputs))
     for name in params:
         np.testing.assert_allclose(
             grads[name], np.asarray(expected[name]), rtol=1e-9, atol=1e-12, err_msg=g.spec()
+        )
+    # H·V: JAX's forward-over-reverse, jvp of grad, against symbp's reverse-over-reverse.
+    rng = np.random.default_rng(6)
+    V = {n: rng.standard_normal(p.shape) for n, p in params.items()}
+    _, expected_hv = jax.jvp(
+        jax.grad(loss), (point,), ({n: jnp.asarray(v) for n, v in V.items()},)
+    )
+    hv = module.hvp(params, *(inputs[n] for n in g.inputs), V)
+    scale = max(
+        1.0, *(float(np.max(np.abs(np.asarray(h)), initial=0)) for h in expected_hv.values())
+    )
+    for name in params:
+        np.testing.assert_allclose(
+            hv[name],
+            np.asarray(expected_hv[name]),
+            rtol=1e-8,
+            atol=1e-11 * scale,
+            err_msg=g.spec(),
         )

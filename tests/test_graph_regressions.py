@@ -200,3 +200,24 @@ def test_a_broken_derivation_is_never_written(tmp_path, monkeypatch):
     # --no-verify writes it anyway (and `symbp check` then shows the error).
     result = CliRunner().invoke(main, ["generate", str(spec), "-o", str(out), "--no-verify"])
     assert result.exit_code == 0 and out.exists()
+
+
+def test_second_pass_contributions_that_cancel(build_module):
+    """Issue 13, found by the oracle: v5 = p2 − (c + p2) is the constant −c, so the gradient
+    of p2 is dv3 + dv5 = −dv5 + dv5, and in the second pass its adjoint V_p2 − V_p2 = 0 reached
+    the softmax's VJP, which summed a scalar along axis −1 and failed. A cotangent that
+    cancels to 0 now passes nothing on. H·V in closed form: p2 does not reach the loss, and
+    the mean of tanh(p1) over n has the diagonal Hessian −2 tanh(p1)(1 − tanh²(p1)) / n."""
+    module, _ = build_module(
+        'name = "cancel"\n[graph]\ninputs = { t = "n" }\nparams = { p1 = "n", p2 = "n" }\n'
+        'constants = { c = 0.5 }\nsteps = [\n  "v3 = (c + p2)",\n  "v5 = (p2 - v3)",\n'
+        '  "E = (softmax_cross_entropy((3.0 * tanh(v5)), t) + mean(tanh(p1)))",\n]\n'
+        'loss = "E"\n'
+    )
+    rng = np.random.default_rng(0)
+    p1, p2, v1, v2 = rng.standard_normal((4, 4))
+    t = np.eye(4)[1]
+    hv = module.hvp({"p1": p1, "p2": p2}, t, {"p1": v1, "p2": v2})
+    th = np.tanh(p1)
+    np.testing.assert_allclose(hv["p1"], -2 * th * (1 - th**2) / 4 * v1, rtol=1e-12)
+    np.testing.assert_array_equal(hv["p2"], np.zeros(4))

@@ -21,6 +21,7 @@ from symbp.analysis.lines import Scene, verify
 from symbp.cli import main
 from symbp.derivation import Derivation, derive
 from symbp.emit.latex import Section, document, printers_for, render_latex
+from symbp.emit.latex_hvp import hvp_section
 from symbp.emit.latex_notation import NOTATIONS
 from symbp.errors import SpecError
 from symbp.front.spec import load, loads
@@ -52,7 +53,7 @@ def scene_of(stem: str) -> Scene:
 
 @functools.cache
 def document_of(stem: str, notation: str):
-    return document(derivation_of(stem), notation)
+    return document(derivation_of(stem), notation, sections=[hvp_section])
 
 
 @pytest.mark.parametrize(("stem", "notation"), CASES, ids=[f"{s}-{n}" for s, n in CASES])
@@ -239,17 +240,31 @@ def test_documents_of_graphs_of_every_shape_are_true(body):
     left of a product, transposes of parameters and of values, functions of two arguments."""
     loss = "E" if '"E = ' in body else "L"
     derivation = derive(loads(f'name = "g"\n[graph]\n{body}\nloss = "{loss}"\n'))
-    result = verify(derivation, document(derivation).lines())
+    result = verify(derivation, document(derivation, sections=[hvp_section]).lines())
     assert result.lines > 10 and not result.failures, "\n".join(result.failures[:3])
+
+
+def _random_graph_document_is_true(g) -> None:
+    derivation = derive(loads(g.spec()))
+    doc = document(derivation, timeout=30, sections=[hvp_section])
+    result = verify(derivation, doc.lines())
+    assert not result.failures, g.spec() + "\n".join(result.failures[:3])
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(g=graphs())
+def test_documents_of_300_random_graphs_are_true(g):
+    """The long run of the test below (pytest -m slow)."""
+    _random_graph_document_is_true(g)
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 @given(g=graphs())
 def test_documents_of_random_graphs_are_true(g):
-    """The graph oracle's random graphs: every line of each one's document is true."""
-    derivation = derive(loads(g.spec()))
-    result = verify(derivation, document(derivation, timeout=30).lines())
-    assert not result.failures, g.spec() + "\n".join(result.failures[:3])
+    """The graph oracle's random graphs: every line of each one's document is true, the
+    Hessian-vector product's section included."""
+    _random_graph_document_is_true(g)
 
 
 NETWORKS = {
@@ -295,5 +310,5 @@ def test_documents_of_networks_of_every_kind_are_true(case, notation):
         f'reduction = "{reduction}"\n' + (f"l2 = {l2}\n" if l2 else "")
     )
     derivation = derive(loads(text))
-    result = verify(derivation, document(derivation, notation).lines())
+    result = verify(derivation, document(derivation, notation, sections=[hvp_section]).lines())
     assert result.lines > 15 and not result.failures, "\n".join(result.failures[:3])

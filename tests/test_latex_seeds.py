@@ -14,6 +14,7 @@ from symbp.analysis.gradcheck import check_module
 from symbp.derivation import derive
 from symbp.emit.drawing import draw
 from symbp.emit.latex import render_latex
+from symbp.emit.latex_hvp import hvp_section
 from symbp.errors import SpecError
 from symbp.front.spec import load, loads
 from symbp.resources import example_specs
@@ -126,7 +127,8 @@ def test_bias_false_module_checks(build_module):
 def _pdf(stem: str, notation: str, directory) -> tuple[str, int, str]:
     derivation = derive(load(ROOT / "examples" / f"{stem}.toml"))
     (directory / f"{stem}-graph.pdf").write_bytes(draw(derivation, "pdf", titled=False))
-    return compile_and_read(render_latex(derivation, notation), directory, f"{stem}-{notation}")
+    text = render_latex(derivation, notation, sections=[hvp_section])
+    return compile_and_read(text, directory, f"{stem}-{notation}")
 
 
 @pytest.mark.tex
@@ -138,6 +140,7 @@ def test_every_document_compiles_without_an_overfull_line(stem, notation, tmp_pa
     assert "Overfull \\vbox" not in log
     flat = squeeze(text)
     assert "Howtoreadthis" in flat and "Thenaivederivation" in flat
+    assert "TheHessian-vectorproduct" in flat  # every document compiles with --hvp's section
     network = load(ROOT / "examples" / f"{stem}.toml").network
     if network is not None and notation == "seed002":
         for bp in ("(BP1", "(BP4)"):

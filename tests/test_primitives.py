@@ -18,7 +18,7 @@ import pytest
 import sympy
 
 from symbp.ad.backprop import backprop
-from symbp.analysis.gradcheck import check_module
+from symbp.analysis.gradcheck import check_hvp, check_module
 from symbp.analysis.lines import verify
 from symbp.analysis.scalar import entry_symbols
 from symbp.derivation import Derivation
@@ -42,7 +42,19 @@ TABLE = builtin_table()
 # Each op applied once: (parameter shapes, input shapes, attributes, how the args are named).
 # The loss of the test program is sum(out · R) for a random input R of the output's shape.
 CASES: dict[str, list[tuple[dict, dict, dict]]] = {
-    "ewise": [({"a": (2, 3), "b": (3,)}, {}, {"expr": sympy.Symbol("a") * sympy.Symbol("b")})],
+    "ewise": [
+        ({"a": (2, 3), "b": (3,)}, {}, {"expr": sympy.Symbol("a") * sympy.Symbol("b")}),
+        (  # a Piecewise, as relu′ is in a backward pass (its own derivative is 0 off the kink)
+            {"a": (2, 3), "b": (3,)},
+            {},
+            {
+                "expr": sympy.Piecewise(
+                    (sympy.Symbol("a") ** 2 * sympy.Symbol("b"), sympy.Symbol("a") > 0),
+                    (sympy.Symbol("b") ** 3, True),
+                )
+            },
+        ),
+    ],
     "matmul": [
         ({"a": (2, 3), "b": (3, 4)}, {}, {}),
         ({"a": (3, 2), "b": (3, 4)}, {}, {"ta": True}),
@@ -179,6 +191,25 @@ def test_array_api_form_equals_the_numpy_form(name, case):
         np.testing.assert_allclose(b.numpy(loss), expected_loss, rtol=1e-13)
         for n, grad in expected.items():
             np.testing.assert_allclose(b.numpy(grads[n]), grad, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize(("name", "case"), CASE_LIST, ids=[n for n, _ in CASE_LIST])
+def test_second_order_agrees_with_finite_differences_of_the_gradient(name, case):
+    """The HVP Program takes the VJP of every op the backward pass made (outer products,
+    softmax, fills, broadcasts, sums with keepdims, expand_dims, copies): H·V of each case
+    against finite differences of its gradient, and H·V symmetric."""
+    params, inputs, attrs = case
+    derivation = derivation_of(program_of(name, params, inputs, attrs))
+    module = module_from_source(generate(derivation), "primitive")
+    result = check_hvp(module, seed=1)
+    assert result.ok, result.table()
+    rng = np.random.default_rng(2)
+    point = {n: rng.standard_normal(s) for n, s in params.items()}
+    args = inputs_for(module, rng)
+    u, v = ({n: rng.standard_normal(s) for n, s in params.items()} for _ in range(2))
+    uhv = sum(float(np.vdot(u[n], h)) for n, h in module.hvp(point, *args, v).items())
+    vhu = sum(float(np.vdot(v[n], h)) for n, h in module.hvp(point, *args, u).items())
+    assert abs(uhv - vhu) <= 1e-10 * max(1.0, abs(uhv))
 
 
 def test_every_function_has_every_form():

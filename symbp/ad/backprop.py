@@ -9,7 +9,7 @@ only routes cotangents and decides which of them become named values.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sympy
@@ -29,31 +29,37 @@ from symbp.ir.program import (
 )
 
 
-def backprop(program: Program) -> Program:
-    """Append the backward pass to ``program``; ``grads`` maps each parameter to its gradient."""
+def backprop(program: Program, naming: Callable[[str], str] = adjoint) -> Program:
+    """Append the backward pass to ``program``; ``grads`` maps each parameter to its gradient.
+
+    ``naming`` names a value's cotangent (``dW1``); the second pass of a Hessian-vector
+    product names its own (:mod:`symbp.ad.hvp`)."""
     forward = list(program.eqns)
     active = _active_values(program)
     out = with_eqns(program, list(forward), n_forward=len(forward), grads={})
-    ctx = _Backward(out)
+    ctx = _Backward(out, naming)
     uses = Counter(a for e in forward if e.out in active for a in e.args if a in active)
     pending: dict[str, list[Lazy]] = {program.loss: [Lazy(sympy.Integer(1), ())]}
     for eqn in reversed(forward):
         if eqn.out not in active or eqn.out not in pending:
             continue
         g = ctx.total(eqn.out, pending.pop(eqn.out))
+        if g.expr == 0:
+            # Contributions that cancel (the second pass of p2 − (c + p2)) pass nothing on.
+            continue
         needs = [a in active for a in eqn.args]
-        names = [contribution(a, eqn.out, uses[a]) for a in eqn.args]
+        names = [contribution(a, eqn.out, uses[a], naming) for a in eqn.args]
         for arg, piece in zip(eqn.args, OPS[eqn.op].vjp(ctx, eqn, g, needs, names), strict=True):
             if piece is not None:
                 pending.setdefault(arg, []).append(piece)
     for param in program.params:
         # A parameter whose every path was multiplied by zero (W - W) gets no contribution.
         g = ctx.total(param, pending.pop(param, []))
-        grad = ctx.full(g, param, adjoint(param))
+        grad = ctx.full(g, param, naming(param))
         if not ctx.owned(grad) or grad in out.grads.values():
             # The caller gets arrays of its own: never a parameter, an input, the cache, a view
             # of one, or the array of another gradient.
-            grad = ctx.op("copy", [grad], {"of": param}, adjoint(param))
+            grad = ctx.op("copy", [grad], {"of": param}, naming(param))
         out.grads[param] = grad
     return _without_dead(out)
 
@@ -83,8 +89,9 @@ def _active_values(program: Program) -> set[str]:
 class _Backward:
     """The VJP context: turns lazy cotangents into named values only where one is needed."""
 
-    def __init__(self, program: Program):
+    def __init__(self, program: Program, naming: Callable[[str], str] = adjoint):
         self.program = program
+        self.naming = naming
         self.builder = Builder(program)
         self.first_backward = len(program.eqns)
         self.numbers = set(program.vars) - program.arrays()
@@ -133,7 +140,7 @@ class _Backward:
         lazy = Lazy(expr, shape)
         if expr.is_Symbol or not self._array_names(expr):
             return lazy
-        return Lazy(sympy.Symbol(self.var(lazy, adjoint(name))), shape)
+        return Lazy(sympy.Symbol(self.var(lazy, self.naming(name))), shape)
 
     def var(self, g: Lazy, name: str) -> str:
         if g.expr.is_Symbol and g.expr.name in self.program.vars:

@@ -153,15 +153,77 @@ def check_module(
             moved = _moving_entry(loss, params, name, idx)
             scale = max(1.0, abs(float(value[idx])))
             numeric[idx], noise[idx] = derivative(moved, scale, float(analytic[idx]))
-        abs_err = np.abs(numeric - analytic)
-        floor = np.maximum(FLOOR, noise / RESOLUTION)
-        scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), floor)
-        rel_err = abs_err / scale
-        max_abs = float(abs_err.max(initial=0.0))
-        max_rel = float(rel_err.max(initial=0.0))
-        zero = not analytic.any() and bool(np.all(np.abs(numeric) <= RESOLUTION * FLOOR))
-        rows.append(ParamCheck(name, value.size, max_abs, max_rel, max_rel <= tolerance, zero))
+        rows.append(_row(name, numeric, analytic, noise, tolerance))
     return CheckResult(rows, tolerance, float(base_loss))
+
+
+def check_hvp(
+    module: types.ModuleType,
+    *,
+    batch: int = 4,
+    seed: int = 0,
+    sizes: Mapping[str, int] | None = None,
+    tolerance: float = TOLERANCE,
+) -> CheckResult:
+    """Compare ``hvp`` with finite differences of the gradient along V, for every entry.
+
+    At the random point of :func:`check_module` and a random direction V (each parameter's
+    block ~ N(0, 1)·max(1, its largest entry)), entry i of H·V is the derivative of
+    ∇L(θ + tV)ᵢ at t = 0, with steps h = 1e-3/max(1, ‖V‖) (all entries move at once, so θ
+    moves as far as one entry does in the gradient check). Every entry takes the stencils of
+    :func:`derivative` in t, so the gradients at θ + tV are computed once for all entries (a
+    dozen ``loss_and_grad`` calls, more near a kink), whatever the number of parameters."""
+    if tolerance < RESOLUTION:
+        raise ValueError(
+            f"a tolerance of {tolerance:g} is below what central differences in float64 "
+            f"resolve; the smallest meaningful one is {RESOLUTION:g}"
+        )
+    rng = np.random.default_rng(seed)
+    all_sizes = check_sizes(module, batch, sizes)
+    params = random_params(module, rng, all_sizes)
+    args = list(random_inputs(module, rng, all_sizes).values())
+    direction = {
+        n: rng.standard_normal(np.shape(p)) * max(1.0, float(np.max(np.abs(p), initial=0)))
+        for n, p in params.items()
+    }
+    base_loss, hv = module.loss_grad_hvp(params, *args, direction)[::2]
+    if not np.isfinite(base_loss):
+        raise ValueError("the loss is not finite at the random point; check the model's domain")
+    length = max(1.0, math.sqrt(sum(float(np.vdot(v, v)) for v in direction.values())))
+    gradients: dict[float, dict] = {}
+
+    def gradient(t: float) -> dict:
+        if t not in gradients:
+            moved = {n: p + t * direction[n] for n, p in params.items()}
+            gradients[t] = module.loss_and_grad(moved, *args)[1]
+        return gradients[t]
+
+    rows = []
+    for name, value in params.items():
+        analytic = np.asarray(hv[name], dtype=np.float64)
+        numeric = np.empty(np.shape(value))
+        noise = np.empty(np.shape(value))
+        for idx in np.ndindex(np.shape(value)):
+
+            def entry(t: float, name=name, idx=idx) -> float:
+                return float(np.asarray(gradient(t)[name])[idx])
+
+            numeric[idx], noise[idx] = derivative(entry, 1 / length, float(analytic[idx]))
+        rows.append(_row(name, numeric, analytic, noise, tolerance))
+    return CheckResult(rows, tolerance, float(base_loss))
+
+
+def _row(name: str, numeric, analytic, noise, tolerance: float) -> ParamCheck:
+    """One parameter's line of the table: finite differences ``numeric`` against ``analytic``,
+    relative to the larger of the two or the floor (see the module's docstring)."""
+    abs_err = np.abs(numeric - analytic)
+    floor = np.maximum(FLOOR, noise / RESOLUTION)
+    scale = np.maximum(np.maximum(np.abs(numeric), np.abs(analytic)), floor)
+    rel_err = abs_err / scale
+    max_abs = float(abs_err.max(initial=0.0))
+    max_rel = float(rel_err.max(initial=0.0))
+    zero = not analytic.any() and bool(np.all(np.abs(numeric) <= RESOLUTION * FLOOR))
+    return ParamCheck(name, analytic.size, max_abs, max_rel, max_rel <= tolerance, zero)
 
 
 def check_sizes(
@@ -255,11 +317,13 @@ def check_in_time(
     seed: int = 0,
     tolerance: float = TOLERANCE,
     timeout: float = DEFAULT_TIMEOUT,
+    hvp: bool = False,
 ) -> CheckResult:
-    """:func:`check_module` under a hard time limit: in a child process killed at the deadline
-    (:mod:`symbp.limits`). Sizes are estimated first: too many entries to hold or to check is
-    refused at once, and so is a check whose forward passes alone, at the time one takes here,
-    need longer than ``timeout``."""
+    """:func:`check_module` (``hvp``: :func:`check_hvp`) under a hard time limit: in a child
+    process killed at the deadline (:mod:`symbp.limits`). Sizes are estimated first: too many
+    entries to hold or to check is refused at once, and so is a gradient check whose forward
+    passes alone, at the time one takes here, need longer than ``timeout`` (the check of H·V
+    takes a dozen gradients, whatever the size)."""
     sizes = check_sizes(module, batch)
 
     def total(shapes: Mapping[str, tuple]) -> int:
@@ -275,6 +339,9 @@ def check_in_time(
         )
 
     def work(emit) -> None:
+        if hvp:
+            emit("result", check_hvp(module, batch=batch, seed=seed, tolerance=tolerance))
+            return
         rng = np.random.default_rng(seed)
         params = random_params(module, rng, sizes)
         args = list(random_inputs(module, rng, sizes).values())

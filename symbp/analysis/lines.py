@@ -136,6 +136,18 @@ class Scene:
         }
         """The entries of inputs, parameters and constants (``W1_0_1``): a written-out
         expression is over these."""
+        self.directions: dict[str, np.ndarray] = {}
+        """Each parameter's block of a direction V (entries ``V·W1·0·1``, leaves of their own):
+        what the Hessian-vector product's lines are evaluated along."""
+        self._direction_of: dict[sympy.Symbol, sympy.Symbol] = {}
+        for param, name in derivation.hvp.directions.items():
+            self.directions[param] = entry_symbols(f"V·{param}", self._shape_of(param), "·")
+            self.values[name] = self.directions[param]
+            for p_entry, v_entry in zip(
+                self.values[param].flat, self.directions[param].flat, strict=True
+            ):
+                self._direction_of[p_entry] = v_entry
+        self._tangents: dict[sympy.Basic, sympy.Expr] = {}
         self.defined: dict[sympy.Symbol, np.ndarray] = {}
         self._memo: dict[sympy.Basic, np.ndarray] = {}
         self._local: dict[Eqn, tuple] = {}
@@ -157,6 +169,7 @@ class Scene:
                 for s in self.values[n].flat
                 if isinstance(s, sympy.Symbol)
             ]
+            leaves += [s for block in self.directions.values() for s in block.flat]
             point = random_point(program, leaves, program.meta.get("kinds", {}), self.sizes, rng)
             self._evaluators.append(Evaluator(point, self.derivation.functions, self.definitions))
         return self._evaluators[:points]
@@ -207,9 +220,9 @@ class Scene:
     # array algebra
     def _node_MatProd(self, node, a, b):
         left, right = self.array(a), self.array(b)
-        product = _matmul(_as_matrix(left), _as_matrix(right))
-        if product.shape[0] != 0 and _as_matrix(left).shape[1] != _as_matrix(right).shape[0]:
+        if _as_matrix(left).shape[1] != _as_matrix(right).shape[0]:
             raise Unevaluable("the factors of a product do not fit")
+        product = _matmul(_as_matrix(left), _as_matrix(right))
         if right.ndim < 2:
             product = product[:, 0]
         return product
@@ -484,6 +497,63 @@ class Scene:
 
     # ---- adjoints ---------------------------------------------------------------------------
 
+    # ---- second order: derivatives along the direction V ------------------------------
+
+    def _node_Inner(self, node, a, b):
+        left, right = self.array(a), self.array(b)
+        if _canonical(left.shape) != _canonical(right.shape):
+            raise Unevaluable(f"⟨·, ·⟩ of shapes {left.shape} and {right.shape}")
+        return _array(sympy.Add(*(x * y for x, y in zip(left.flat, right.flat, strict=True))))
+
+    def _node_Column(self, node, x):
+        value = self.array(x)
+        if value.ndim > 1:
+            raise Unevaluable(f"a column of an array of shape {value.shape}")
+        return value.reshape((value.size, 1))
+
+    def _node_Tangent(self, node, x):
+        if not isinstance(x, sympy.Symbol) or x.name not in self.producer:
+            raise Unevaluable(f"the tangent of {x} (a value of the forward pass is needed)")
+        return self._tangent_array(self.values[x.name])
+
+    def _node_HessVec(self, node, p):
+        if not isinstance(p, sympy.Symbol) or p.name not in self.directions:
+            raise Unevaluable(f"(H V) of {p} (a parameter is needed)")
+        return self._tangent_array(self.adjoint(self.program.loss, p))
+
+    def _tangent_array(self, value: np.ndarray) -> np.ndarray:
+        out = np.empty(value.shape, dtype=object)
+        for idx in np.ndindex(value.shape):
+            out[idx] = self.tangent(sympy.sympify(value[idx]))
+        return out
+
+    def tangent(self, expr: sympy.Expr) -> sympy.Expr:
+        """(∂expr/∂θ)·V by forward accumulation: a parameter's entry has its entry of V as
+        tangent, every other leaf 0, and a defined symbol (a shared value's entry, an entry
+        of a true adjoint) the tangent of its definition, as a symbol of its own. This is
+        the verifier's own second order: forward over its own reverse sweep, with SymPy's
+        derivatives, sharing nothing with symbp's Hessian-vector product Program."""
+        if expr in self._tangents:
+            return self._tangents[expr]
+        if expr.is_Symbol:
+            if expr in self._direction_of:
+                result: sympy.Expr = self._direction_of[expr]
+            elif expr in self.definitions:
+                result = self.tangent(self.definitions[expr])
+                if not result.is_Atom:
+                    symbol = sympy.Symbol(f"τ·{expr.name}")
+                    self.definitions[symbol] = result
+                    result = symbol
+            else:
+                result = sympy.Integer(0)
+        elif expr.is_Atom:
+            result = sympy.Integer(0)
+        else:
+            terms = [(s, self.tangent(s)) for s in sorted(expr.free_symbols, key=str)]
+            result = sympy.Add(*(_diff(expr, s) * t for s, t in terms if t != 0))
+        self._tangents[expr] = result
+        return result
+
     def adjoint(self, of: str, value: sympy.Basic) -> np.ndarray:
         """∂(of)/∂value for the scalar value ``of``: zeros where ``value`` does not reach it."""
         if not isinstance(value, sympy.Symbol) or value.name not in self.values:
@@ -611,7 +681,10 @@ class Scene:
         """What is wrong with ``line``: nothing, or one message per failed instance."""
         problems = []
         for symbol, expr in line.defines:  # a definition line states its own symbol's value
-            self.defined[symbol] = self.array(expr)
+            try:
+                self.defined[symbol] = self.array(expr)
+            except (Unevaluable, KeyError, TypeError, ValueError) as err:
+                return [f"the definition of {symbol} cannot be evaluated: {err}"]
         for instance in line.evaluable():
             if len(instance) < 2:
                 problems.append("fewer than two sides")

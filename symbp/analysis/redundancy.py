@@ -10,7 +10,9 @@ Four derivations of the same gradient, counted by one rule, ``op_count``:
 
 (a)+(d) over (a) is the cheap-gradient ratio of seed 000's Theorem 1. The report also checks
 that (b) and (d) are the same functions, and lists the subexpressions the naive gradients
-repeat (seed 004 §2.1).
+repeat (seed 004 §2.1). One count more, (e), is the Hessian-vector product: every assignment
+``hvp`` computes from its arguments (its forward pass, the part of the backward pass it
+reads, and the second reverse pass), set against Corollary 1's O(N + l).
 """
 
 from __future__ import annotations
@@ -125,6 +127,21 @@ class Report:
     skipped: list[str] = field(default_factory=list)
     naive_estimate: int | None = None
     """The size of the naive gradients estimated before expanding (what --max-ops tests)."""
+    hvp_ops: int | None = None
+    """(e): the operations of everything ``hvp`` computes, forward pass included."""
+
+    @property
+    def hvp_ratio(self) -> float | None:
+        """(e) ÷ (a): the Hessian-vector product against the forward pass."""
+        return self.ratio(self.hvp_ops)
+
+    @property
+    def corollary_ratio(self) -> float | None:
+        """(e) ÷ (N + l), N the forward pass's operations and l the parameter entries: the
+        constant of Corollary 1's O(N + l)."""
+        if self.hvp_ops is None:
+            return None
+        return self.hvp_ops / max(self.forward_ops + self.parameter_entries, 1)
 
     @property
     def cheap_gradient_ratio(self) -> float:
@@ -145,7 +162,10 @@ class Report:
             "naive": self.ratio(self.naive_ops),
             "naive_cse": self.ratio(self.naive_cse_ops),
             "backprop": self.ratio(self.backprop_ops),
+            "hvp": self.hvp_ratio,
         }
+        data["hvp_ratio"] = self.hvp_ratio
+        data["corollary_ratio"] = self.corollary_ratio
         return data
 
 
@@ -196,9 +216,12 @@ def report(
         agreement="not checked: the naive gradients were skipped",
         naive_ops=got.get("naive"),
         naive_cse_ops=got.get("cse"),
+        hvp_ops=got.get("hvp"),
         **counts,
     )
     over_time = f"over {limit}"
+    if "hvp" not in got:
+        result.skipped.append(f"Hessian-vector product count skipped: {over_time}")
     if counts["naive_estimate"] > max_ops:
         result.skipped.append(
             f"naive and naive+CSE columns skipped: the naive gradients would have about "
@@ -255,6 +278,7 @@ def _stages(
             "naive_estimate": estimate,
         },
     )
+    emit("hvp", hvp_ops(derivation, sizes))
     if estimate > max_ops:
         return
     expanded = scalarize(program, sizes, program.eqns, shared=False)
@@ -282,6 +306,15 @@ def _stages(
     expanded_view = repeated_subexpressions(naive, "expanded")
     in_function_view = [sympy.diff(function_view(loss, derivation.functions), p) for p in params]
     emit("repeated", repeated_subexpressions(in_function_view, "function") + expanded_view)
+
+
+def hvp_ops(derivation: Derivation, sizes: dict[str, int]) -> int:
+    """(e): the operations of every assignment ``hvp`` computes from its arguments, scalarized
+    at ``sizes`` and counted as (a) and (d) are."""
+    second = derivation.hvp
+    eqns = second.eqns_for(second.hv.values())
+    shared = scalarize(second.program, sizes, eqns, shared=True)
+    return sum(op_count(e) for eqn in eqns for _, e in shared.definitions.get(eqn.out, []))
 
 
 def _derivation(spec: str | Path | Model | Derivation) -> Derivation:
@@ -565,6 +598,7 @@ def latex_cost(
         ("(c) naive + sympy.cse", result.naive_cse_ops),
         ("(d) backprop", result.backprop_ops),
         ("forward and gradient, (a) + (d)", result.forward_ops + result.backprop_ops),
+        ("(e) Hessian-vector product, all of it", result.hvp_ops),
     ):
         ratio = result.ratio(count)
         rows.append(
@@ -584,6 +618,13 @@ def latex_cost(
         f"forward pass ({result.cheap_gradient_muldiv_ratio:.2f} counting × and ÷ only), "
         "a small constant, as the cheap-gradient principle says."
     ]
+    if result.hvp_ops is not None:
+        notes.append(
+            f"The Hessian-vector product costs {result.hvp_ratio:.2f} times the forward pass, "
+            f"{result.corollary_ratio:.2f} times N + l (N = {result.forward_ops} operations of "
+            f"the forward pass, l = {result.parameter_entries} parameter entries): seed 000's "
+            "Corollary 1 says O(N + l)."
+        )
     timed_out = [f"cost table: {s}" for s in result.skipped if limit in s]
     if result.naive_ops is None:
         if result.naive_estimate is not None and result.naive_estimate > LATEX_MAX_OPS:

@@ -1,10 +1,14 @@
-"""Every module symbp writes has passed a check: its gradient against its own loss.
+"""Every module symbp writes has passed a check: its gradient against its own loss, and its
+Hessian-vector product against its own gradient.
 
 Before a module is written, it is loaded from its text and, in float64 at a random point
 (named sizes 3), the derivative of its loss along random directions v, ⟨∇L, v⟩ from
 ``backward``, is compared with a fourth-order central difference of its ``forward`` along v.
 Two directions cost about ten forward passes, whatever the number of parameters; a wrong rule
-anywhere in the derivation moves almost every direction's derivative, so it cannot pass.
+anywhere in the derivation moves almost every direction's derivative, so it cannot pass. The
+same is then done one order up: ⟨H·v, u⟩ from ``loss_grad_hvp`` against the central difference
+of ⟨∇L, u⟩ from ``loss_and_grad`` along v, for two pairs of random directions (about ten
+forward and backward passes more), and ``hvp`` must give ``loss_grad_hvp``'s H·v.
 """
 
 from __future__ import annotations
@@ -32,7 +36,12 @@ ATTEMPTS = 3
 
 
 class VerificationError(Exception):
-    """The derived gradient disagrees with finite differences of the loss."""
+    """The derived gradient (or Hessian-vector product) disagrees with finite differences of
+    the loss (or of the gradient); ``what`` names which."""
+
+    def __init__(self, message: str, what: str = "gradient"):
+        super().__init__(message)
+        self.what = what
 
 
 class NotVerifiable(Exception):
@@ -44,6 +53,8 @@ class Verification:
     worst: float
     """The largest relative error over the directions."""
     directions: int
+    hvp_worst: float = 0.0
+    """The largest relative error of ⟨H·v, u⟩ over the pairs of directions."""
 
 
 def verify_source(source: str, name: str, *, seed: int = 0) -> Verification:
@@ -71,28 +82,70 @@ def _verify_at(module: types.ModuleType, rng: np.random.Generator) -> Verificati
         return None
     worst = 0.0
     for _ in range(DIRECTIONS):
-        direction = {
-            n: rng.standard_normal(np.shape(p)) * max(1.0, float(np.max(np.abs(p), initial=0)))
-            for n, p in params.items()
-        }
-        analytic = sum(float(np.vdot(grads[n], direction[n])) for n in params)
+        direction = _direction(params, rng)
+        analytic = _inner(grads, direction)
 
         def along(t: float, direction=direction) -> float:
-            moved = {n: p + t * direction[n] for n, p in params.items()}
-            return float(module.forward(moved, *args)[0])
+            return float(module.forward(_moved(params, direction, t), *args)[0])
 
-        estimate, noise = derivative(along, 1.0, analytic)
-        if not np.isfinite(estimate):
+        error = _compare(along, analytic, "backward", "the loss", "gradient")
+        if error is None:
             return None
-        scale = max(abs(estimate), abs(analytic), noise / RESOLUTION, 1e-5)
-        error = abs(estimate - analytic) / scale
         worst = max(worst, error)
-        if error > TOLERANCE:
+    hvp_worst = 0.0
+    for _ in range(DIRECTIONS):
+        v, u = _direction(params, rng), _direction(params, rng)
+        _, _, hv = module.loss_grad_hvp(params, *args, v)
+        again = module.hvp(params, *args, v)
+        if any(not np.array_equal(hv[n], again[n]) for n in params):
             raise VerificationError(
-                f"relative error {error:.2e} along a random direction: backward gives "
-                f"{analytic:.10g}, finite differences of the loss {estimate:.10g}"
+                "hvp and loss_grad_hvp give different H·v", "Hessian-vector product"
             )
-    return Verification(worst, DIRECTIONS)
+        analytic = _inner(hv, u)
+
+        def slope(t: float, v=v, u=u) -> float:
+            return _inner(module.loss_and_grad(_moved(params, v, t), *args)[1], u)
+
+        error = _compare(
+            slope, analytic, "hvp", "the gradient from backward", "Hessian-vector product"
+        )
+        if error is None:
+            return None
+        hvp_worst = max(hvp_worst, error)
+    return Verification(worst, DIRECTIONS, hvp_worst)
+
+
+def _direction(params: dict, rng: np.random.Generator) -> dict:
+    """A random direction, each entry scaled like its parameter's largest entry (at least 1)."""
+    return {
+        n: rng.standard_normal(np.shape(p)) * max(1.0, float(np.max(np.abs(p), initial=0)))
+        for n, p in params.items()
+    }
+
+
+def _moved(params: dict, direction: dict, t: float) -> dict:
+    return {n: p + t * direction[n] for n, p in params.items()}
+
+
+def _inner(a: dict, b: dict) -> float:
+    return sum(float(np.vdot(a[n], b[n])) for n in b)
+
+
+def _compare(f, analytic: float, source: str, of: str, what: str) -> float | None:
+    """The relative error of ``analytic`` against the central difference of ``f`` at 0 (None
+    where that is not finite); a VerificationError above the tolerance."""
+    estimate, noise = derivative(f, 1.0, analytic)
+    if not np.isfinite(estimate):
+        return None
+    scale = max(abs(estimate), abs(analytic), noise / RESOLUTION, 1e-5)
+    error = abs(estimate - analytic) / scale
+    if error > TOLERANCE:
+        raise VerificationError(
+            f"relative error {error:.2e} along a random direction: {source} gives "
+            f"{analytic:.10g}, finite differences of {of} {estimate:.10g}",
+            what,
+        )
+    return error
 
 
 def _shapes(module: types.ModuleType):

@@ -68,7 +68,7 @@ def verify_module(source: str, spec: Path) -> None:
         verify_source(source, spec.stem)
     except VerificationError as err:
         raise CheckError(
-            f"internal error: the derived gradient of {spec} disagrees with finite "
+            f"internal error: the derived {err.what} of {spec} disagrees with finite "
             f"differences ({err}); please report this spec"
         ) from err
     except NotVerifiable as err:

@@ -13,6 +13,7 @@ from symbp.cli.options import force_option, timeout_option
 from symbp.cli.pdf import INSTALL_HINT, LatexError, compile_pdf
 from symbp.emit.drawing import GraphvizMissing, draw
 from symbp.emit.latex import figure_file, latex_document
+from symbp.emit.latex_hvp import hvp_section
 from symbp.files import OutputError, check_writable, write_all
 
 
@@ -36,6 +37,12 @@ from symbp.files import OutputError, check_writable, write_all
     "outputs, G_i their adjoints, the backward iteration) or seed002 (column vectors, "
     "δˡ and BP1–BP4, the batch form, softmax + cross-entropy). A [graph] takes seed003.",
 )
+@click.option(
+    "--hvp",
+    is_flag=True,
+    help="Add a section deriving the Hessian-vector product H·V, step by step (seed 000's "
+    "Corollary 1: backprop of ⟨∇L, V⟩).",
+)
 @timeout_option(
     "the naive derivation and the cost table together (a part still running then is left "
     "out, and the document and a note on stderr say so)"
@@ -43,7 +50,13 @@ from symbp.files import OutputError, check_writable, write_all
 @force_option
 @guard
 def latex_command(
-    spec: Path, output: Path | None, pdf: bool, notation: str, timeout: float, force: bool
+    spec: Path,
+    output: Path | None,
+    pdf: bool,
+    notation: str,
+    hvp: bool,
+    timeout: float,
+    force: bool,
 ) -> None:
     """Write the backprop derivation of SPEC as a LaTeX document.
 
@@ -51,13 +64,15 @@ def latex_command(
     backward pass step by step (the chain-rule sum over each value's children, then its
     simplified form), the seeds' own statements (seed 003's or seed 002's for networks,
     seed 001's for a graph of neurons), the naive sympy.diff derivation as seed 004 shows it,
-    and the cost table of `symbp report`. Every displayed equation keeps its sides as
-    expressions, which symbp's line verifier evaluates.
+    the cost table of `symbp report`, and with --hvp the Hessian-vector product derived step
+    by step. Every displayed equation keeps its sides as expressions, which symbp's line
+    verifier evaluates.
 
     \b
     Example:
       symbp latex examples/softmax_two_layer.toml --pdf
       symbp latex examples/mlp_digits.toml -o mlp.tex --notation seed002
+      symbp latex examples/logistic_l2.toml --hvp
     """
     into = output is not None and output.is_dir()
     if output is not None and not into and output.suffix != ".tex":
@@ -69,7 +84,9 @@ def latex_command(
     path = output / name if into else output or Path("generated") / name
     targets = [path, path.with_suffix(".pdf")] if pdf else [path]
     check_writable(dict.fromkeys(targets, ""), force=force)  # before the document is made
-    text, skipped = latex_document(derivation, notation, timeout)
+    text, skipped = latex_document(
+        derivation, notation, timeout, sections=[hvp_section] if hvp else ()
+    )
     outputs = {path: text, **_figure(derivation, path.parent)}
     for written in write_all(outputs, force=force):
         click.echo(f"wrote {written}")

@@ -140,10 +140,22 @@ def _output_is_file(output: Path | None, specs: int) -> bool:
     help="Check a module that does not verify as symbp's own and unedited (hand-written or "
     "edited). This RUNS THE FILE'S CODE: use it only on files you trust.",
 )
+@click.option(
+    "--hvp",
+    is_flag=True,
+    help="Check the Hessian-vector product instead: hvp(..., V) against fourth-order central "
+    "differences of the gradient along a random V, entry by entry.",
+)
 @timeout_option("the check (one that cannot finish in time is refused at once)")
 @guard
 def check(
-    target: Path, batch: int, seed: int, tolerance: float, trust: bool, timeout: float
+    target: Path,
+    batch: int,
+    seed: int,
+    tolerance: float,
+    trust: bool,
+    hvp: bool,
+    timeout: float,
 ) -> None:
     """Check gradients against finite differences, for a spec or a generated module.
 
@@ -157,10 +169,16 @@ def check(
     ÷ 1e-7 if larger. Exit status 1 if any parameter's largest relative error exceeds the
     tolerance.
 
+    With --hvp the same table compares H·V from hvp() with the derivative of the gradient
+    along a random direction V, entry by entry: the fourth-order central difference of
+    loss_and_grad() at θ ± hV, θ ± 2hV, with h = 1e-3/max(1, ‖V‖) (smaller and one-sided
+    steps near a kink, as above).
+
     \b
     Example:
       symbp check examples/logistic_l2.toml
       symbp check generated/mlp_digits.py --batch 8 --seed 3
+      symbp check examples/mlp_digits.toml --hvp
     """
     if target.suffix == ".toml":
         if trust:
@@ -175,13 +193,18 @@ def check(
             ) from err
     else:
         module = _load_generated(target, trust)
+    if hvp and not callable(getattr(module, "hvp", None)):
+        raise CheckError(
+            f"{target}: the module has no hvp (it was written before symbp made Hessian-vector "
+            "products); regenerate it with symbp generate"
+        )
     try:
         # NumPy's warnings (log of a negative number) would be lines of their own; the check
         # reports what matters: a loss that is not finite, or the errors of the gradients.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             result = check_in_time(
-                module, batch=batch, seed=seed, tolerance=tolerance, timeout=timeout
+                module, batch=batch, seed=seed, tolerance=tolerance, timeout=timeout, hvp=hvp
             )
     except MemoryError:
         raise
@@ -192,6 +215,8 @@ def check(
             f"{target}: the check could not run: {type(err).__name__}: {err}"
         ) from err
     click.echo(f"{target}: loss {result.loss:.6g} at a random point (batch {batch}, seed {seed})")
+    if hvp:
+        click.echo("H·V from hvp against finite differences of the gradient along a random V:")
     click.echo(result.table())
     verdict = "ok" if result.ok else "FAILED"
     click.echo(

@@ -48,8 +48,10 @@ SWEEP_COLUMNS = (
     "backprop",
     "naive÷fwd",
     "bp÷fwd",
+    "hvp",
+    "hvp÷fwd",
 )
-SWEEP_WIDTHS = (5, 5, 8, 9, 9, 8, 9, 7)
+SWEEP_WIDTHS = (5, 5, 8, 9, 9, 8, 9, 7, 8, 7)
 
 
 def _aligned(cells) -> str:
@@ -62,6 +64,7 @@ def _table(result: Report) -> str:
         ("(b) naive sympy.diff, per parameter entry", result.naive_ops),
         ("(c) naive + sympy.cse", result.naive_cse_ops),
         ("(d) backprop, the gradient Program", result.backprop_ops),
+        ("(e) Hessian-vector product, all of hvp", result.hvp_ops),
     ]
     lines = [
         f"{result.name}: sizes {result.sizes}, {result.parameter_entries} parameter entries",
@@ -79,6 +82,12 @@ def _table(result: Report) -> str:
         "(Baur–Strassen: ≤ 3, rational functions)",
         f"backprop = naive: {_verdict(result.agree)} ({result.agreement})",
     ]
+    if result.hvp_ops is not None:
+        lines.append(
+            f"Hessian-vector product (e) / a: {result.hvp_ratio:.2f}; against Corollary 1's "
+            f"O(N + l), N = a = {result.forward_ops}, l = {result.parameter_entries}: "
+            f"e / (N + l) = {result.corollary_ratio:.2f}"
+        )
     lines += [f"note: {s}" for s in result.skipped]
     for view, title in (
         (
@@ -169,7 +178,8 @@ def report_command(
     forward pass as the Program computes it; (b) sympy.diff of the fully expanded loss for every
     parameter entry, counted as trees; (c) the same after sympy.cse; (d) the backprop gradient
     Program. The report checks that (b) and (d) agree and lists the subexpressions the naive
-    gradients repeat. Naive expansion is estimated first and skipped above --max-ops.
+    gradients repeat. Naive expansion is estimated first and skipped above --max-ops. (e)
+    counts the Hessian-vector product hvp() computes (seed 000's Corollary 1: O(N + l)).
 
     \b
     Examples:
@@ -218,6 +228,8 @@ def report_command(
         "backprop_ops",
         "naive_ratio",
         "backprop_ratio",
+        "hvp_ops",
+        "hvp_ratio",
     ]
     table = [[d, w, *_sweep_cells(r)] for d, w, r in rows]
     notes = [f"depth {d}, width {w}: {note}" for d, w, r in rows for note in _notes(r)]
@@ -297,7 +309,7 @@ def _emit(text: str, output: Path | None, force: bool, payload=None) -> None:
 
 def _sweep_cells(r: Report | str) -> list:
     if not isinstance(r, Report):
-        return [None] * 6
+        return [None] * 8
     return [
         r.forward_ops,
         r.naive_ops,
@@ -305,6 +317,8 @@ def _sweep_cells(r: Report | str) -> list:
         r.backprop_ops,
         r.ratio(r.naive_ops),
         r.ratio(r.backprop_ops),
+        r.hvp_ops,
+        r.hvp_ratio,
     ]
 
 

@@ -69,6 +69,7 @@ def module_context(derivation: Derivation) -> dict:
     ]
     if predict is not None:
         functions.append(_predict(program, predict, printers))
+    functions += _second_order(derivation, printers)
     return {
         **module_header(derivation, printers),
         "row_split": _row_split(
@@ -102,7 +103,8 @@ def body(eqns: list[Eqn], printers: Printers) -> list[str]:
 
 
 def _printers(derivation: Derivation) -> Printers:
-    shapes = {n: v.shape for n, v in derivation.program.vars.items()}
+    shapes = {n: v.shape for n, v in derivation.hvp.program.vars.items()}
+    shapes |= {n: v.shape for n, v in derivation.program.vars.items()}
     if derivation.predict is not None:
         shapes |= {n: v.shape for n, v in derivation.predict.vars.items()}
     return Printers(derivation.functions, shapes=shapes)
@@ -183,6 +185,46 @@ def _predict(program: Program, predict: Program, printers: Printers) -> Function
     lines.append(f"return {predict.loss}")
     define = bracketed("def predict(", signature(predict), "):", indent=0)
     return Function(define, wrap(predict_doc(program, predict)), lines)
+
+
+def _second_order(derivation: Derivation, printers: Printers) -> list[Function]:
+    """``hvp`` and ``loss_grad_hvp``: the Hessian-vector product's Program, as the NumPy
+    module computes it (``hessian``, which sets one entry of V at a time, is the NumPy
+    module's alone: the array API has no writes)."""
+    program, second = derivation.program, derivation.hvp
+    arg = second.argument
+    directions = unpack(
+        list(second.directions.values()), f'_directions("{arg}", {arg}, xp, dims, dtype, dev)'
+    )
+    hv = [f'    "{p}": {h},' for p, h in second.hv.items()]
+    hv_outputs = set(second.hv.values())
+    everything = {program.loss, *program.grads.values(), *hv_outputs}
+    hvp_lines = [*_prologue(program, program.inputs), *directions]
+    hvp_lines += body(second.eqns_for(hv_outputs), printers)
+    hvp_lines += ["return {", *hv, "}"]
+    all_lines = [*_prologue(program, program.inputs), *directions]
+    all_lines += body(second.eqns_for(everything), printers)
+    all_lines += ["grads = {", *(f'    "{p}": {g},' for p, g in program.grads.items()), "}"]
+    all_lines += ["hv = {", *hv, "}", f"return {program.loss}, grads, hv"]
+    return [
+        Function(
+            bracketed("def hvp(", signature(program, arg), "):", indent=0),
+            [
+                f"The Hessian of the loss times ``{arg}``: H·{arg}, keyed and shaped like "
+                "``params``.",
+                "",
+                f"``{arg}`` is a dict of arrays keyed and shaped like ``params``, of their "
+                "library, dtype and",
+                "device; the other arguments are ``forward``'s.",
+            ],
+            hvp_lines,
+        ),
+        Function(
+            bracketed("def loss_grad_hvp(", signature(program, arg), "):", indent=0),
+            [f"``(loss, grads, hv)`` in one call, the passes shared: ``hv`` is H·{arg}."],
+            all_lines,
+        ),
+    ]
 
 
 def _row_split(split: RowSplit, predict: bool) -> list[str]:

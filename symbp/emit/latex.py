@@ -124,7 +124,7 @@ def _active(program: Program) -> set[str]:
     return depends & reaches
 
 
-def _inlined(w: Writer) -> dict[sympy.Symbol, sympy.Expr]:
+def inlined(w: Writer) -> dict[sympy.Symbol, sympy.Expr]:
     """Backward values that are the code's temporaries (σ(H) computed once, a softmax), by
     their definitions: the mathematics writes them out. A temporary whose definition would
     print with another rank (a new axis) keeps its name."""
@@ -200,7 +200,7 @@ def backward_section(w: Writer) -> Section:
         p for p in program.params if p in active
     ]
     producer = {e.out: e for e in program.backward_eqns}
-    inline = _inlined(w)
+    inline = inlined(w)
     index_shown = False
     for value in order:
         v = sympy.Symbol(value)

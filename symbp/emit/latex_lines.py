@@ -152,6 +152,18 @@ def _tokens(pr: LatexPrinters, expr: sympy.Basic, budget: float) -> list[str]:
                 pieces[0] = "+ " + pieces[0]
             out += pieces
         return out
+    if isinstance(expr, display.Plus):  # a sum kept in its order: break between its terms
+        out = []
+        for k, term in enumerate(expr.args):
+            negative = bool(k) and term.could_extract_minus_sign()
+            shown = -term if negative else term
+            pieces = _tokens(pr, shown, budget)
+            if k and isinstance(shown, sympy.Add | display.Plus):  # as _print_Plus brackets it
+                pieces[0], pieces[-1] = r"\left(" + pieces[0], pieces[-1] + r"\right)"
+            if k:
+                pieces[0] = ("- " if negative else "+ ") + pieces[0]
+            out += pieces
+        return out
     if isinstance(expr, sympy.Mul) and not any(f.is_Pow and f.exp.is_negative for f in expr.args):
         if expr.could_extract_minus_sign():
             pieces = _tokens(pr, -expr, budget)

@@ -108,8 +108,10 @@ def shape_code(shape: Shape) -> str:
     return "(" + ", ".join(items) + ")"
 
 
-def signature(program: Program) -> list[str]:
-    args = ["params", *program.inputs]
+def signature(program: Program, direction: str | None = None) -> list[str]:
+    """``params``, the inputs (then the direction of a Hessian-vector product, if given), and
+    the constants as keyword arguments with their defaults."""
+    args = ["params", *program.inputs, *([direction] if direction else [])]
     if program.consts:
         args.append("*")
         args += [f"{c}={program.vars[c].default!r}" for c in program.consts]
@@ -139,9 +141,15 @@ def argument_doc(program: Program) -> list[tuple[str, str, list[str]]]:
     return out
 
 
-def input_checks(program: Program, to: str = "dtype", constant: str = "float({c})") -> list[str]:
+def input_checks(
+    program: Program,
+    to: str = "dtype",
+    constant: str = "float({c})",
+    eqns: list[Eqn] | None = None,
+) -> list[str]:
     """Each input converted and checked for what its loss assumes, then all their shapes at
-    once (so that a disagreement on a size names every input involved).
+    once (so that a disagreement on a size names every input involved); then the sizes that
+    ``eqns`` (default: the Program's) use.
 
     ``to`` is what the module's converters take last (the parameters' dtype, and for the
     array API module their namespace and device too); ``constant`` converts a constant."""
@@ -170,7 +178,7 @@ def input_checks(program: Program, to: str = "dtype", constant: str = "float({c}
     if program.inputs:
         lines += shapes(program.inputs)
     lines += [f"{c} = {constant.format(c=c)}" for c in program.consts]
-    for d in dims_used(program.eqns):
+    for d in dims_used(program.eqns if eqns is None else eqns):
         lines.append(f'{d} = dims["{d}"]')
     return lines
 

@@ -13,6 +13,7 @@ from symbp.emit.module_parts import (
     argument_doc,
     backward_unpack,
     cached_values,
+    doc_lines,
     helper_sources,
     input_checks,
     module_header,
@@ -25,6 +26,10 @@ from symbp.ir.ops import HELPER_SOURCES, OPS
 from symbp.ir.program import Eqn, Program
 from symbp.provenance import stamp_text
 
+HESSIAN_LIMIT = 2000
+"""The most parameter entries a generated module's ``hessian`` makes the full Hessian of:
+2,000 entries make 4 million, 32 MB in float64, and 2,000 calls of ``hvp``."""
+
 
 def generate(derivation: Derivation) -> str:
     """The generated module's source text under symbp's header line (deterministic: no dates,
@@ -34,7 +39,9 @@ def generate(derivation: Derivation) -> str:
 
 def module_context(derivation: Derivation) -> dict:
     program = derivation.program
-    arrays = program.arrays() | (derivation.predict.arrays() if derivation.predict else set())
+    second = derivation.hvp
+    arrays = program.arrays() | second.program.arrays()
+    arrays |= derivation.predict.arrays() if derivation.predict else set()
     printers = Printers(derivation.functions, arrays=arrays)
     cached = cached_values(program)
     forward = _lines(program.forward_eqns, printers, program, {*cached, program.loss})
@@ -43,7 +50,13 @@ def module_context(derivation: Derivation) -> dict:
     if derivation.predict is not None:
         predict = derivation.predict
         predict_lines = _lines(predict.eqns, printers, predict, {predict.loss})
-    helpers = _helpers(program, derivation.predict, printers)
+    hv_outputs = set(second.hv.values())
+    hv_eqns = second.eqns_for(hv_outputs)
+    everything = {program.loss, *program.grads.values(), *hv_outputs}
+    all_eqns = second.eqns_for(everything)
+    hvp_lines = _lines(hv_eqns, printers, second.program, hv_outputs)
+    all_lines = _lines(all_eqns, printers, second.program, everything)
+    helpers = _helpers([program, derivation.predict, second.program], printers)
     first = program.params[0]
     return {
         **module_header(derivation, printers),
@@ -78,6 +91,27 @@ def module_context(derivation: Derivation) -> dict:
         else [],
         "predict_inputs": bool(derivation.predict and derivation.predict.inputs),
         "predict_checks": input_checks(derivation.predict) if derivation.predict else [],
+        "hvp_doc": doc_lines(second.second_eqns, second.program, printers)
+        + [f"hv[{p!r}] = {h}" for p, h in second.hv.items()],
+        "hvp_def": bracketed("def hvp(", signature(program, second.argument), "):", indent=0),
+        "loss_grad_hvp_def": bracketed(
+            "def loss_grad_hvp(", signature(program, second.argument), "):", indent=0
+        ),
+        "hessian_limit": HESSIAN_LIMIT,
+        "hessian_def": bracketed("def hessian(", signature(program), "):", indent=0),
+        "hessian_call": _hessian_call(program, second.argument),
+        "direction": second.argument,
+        "hvp_unpack": _read_params(program, hv_eqns, "_params(params, dims)"),
+        "hvp_checks": input_checks(program, eqns=hv_eqns),
+        "direction_unpack": unpack(
+            list(second.directions.values()),
+            f'_directions("{second.argument}", {second.argument}, dims, dtype)',
+        ),
+        "hvp_lines": hvp_lines,
+        "hv": list(second.hv.items()),
+        "all_unpack": _read_params(program, all_eqns, "_params(params, dims)"),
+        "all_checks": input_checks(program, eqns=all_eqns),
+        "all_lines": all_lines,
         "labels": bool(program.meta.get("labels")),
         "one_hot": "one-hot" in program.meta.get("kinds", {}).values(),
         "probability": "probability" in program.meta.get("kinds", {}).values(),
@@ -131,10 +165,28 @@ def _init_code(program: Program, name: str) -> str:
     return f"(0.1 * rng.standard_normal({code})).astype(dtype)"
 
 
-def _helpers(program: Program, predict: Program | None, printers: Printers) -> list[str]:
+def _hessian_call(program: Program, direction: str) -> list[str]:
+    """``hessian``'s body: ``hvp`` at this model's arguments, one column at a time."""
+    call = ["params", *program.inputs, direction, *(f"{c}={c}" for c in program.consts)]
+    return [
+        f"def _column({direction}):",
+        *(f"    {line}" for line in bracketed("return hvp(", call, ")", indent=8)),
+        "",
+        "return _hessian(params, _column)",
+    ]
+
+
+def _read_params(program: Program, eqns: list[Eqn], value: str) -> list[str]:
+    """The parameters unpacked from ``value``, ``_`` for those ``eqns`` do not read but the
+    first (whose dtype the function's arrays take)."""
+    read = {a for e in eqns for a in e.reads} | {program.params[0]}
+    return unpack([p if p in read else "_" for p in program.params], value)
+
+
+def _helpers(programs: list[Program | None], printers: Printers) -> list[str]:
     """Helper functions (stable sigmoid, log-sum-exp losses) the module's lines call, by name."""
     return helper_sources(
-        (program, predict),
+        programs,
         lambda op: {name: HELPER_SOURCES[name] for name in op.helpers},
         printers.code,
         printers.functions,

@@ -398,6 +398,8 @@ class Printers:
         self.xp_code = ArrayApiPrinter(functions)
         self.reads_dtype = False
         """Whether an array API value printed so far reads ``dtype`` and ``dev``."""
+        self._numpy_printed: dict[sympy.Expr, str] = {}
+        self._values_printed: dict[tuple, str] = {}
         self._text = TextPrinter(functions)
         self._latex_names = dict(latex_names or {})
         self._latex = MathLatexPrinter(
@@ -405,7 +407,11 @@ class Printers:
         )
 
     def numpy(self, expr: sympy.Expr) -> str:
-        return self.code.doprint_expr(expr)
+        # Each function of a module prints its assignments, and the buffer planner asks
+        # whether one is a bare name: the same expression is printed several times.
+        if expr not in self._numpy_printed:
+            self._numpy_printed[expr] = self.code.doprint_expr(expr)
+        return self._numpy_printed[expr]
 
     def numpy_value(self, expr: sympy.Expr, args: Iterable[str]) -> str:
         """An elementwise assignment's right-hand side: an array of the parameters' dtype and
@@ -413,6 +419,12 @@ class Printers:
         prints as ``0 + np.zeros_like(W)``). A value that reads arrays only in conditions
         (``np.where(r > 0, 1, 0)``) would be integer, so it takes the dtype of such an array.
         """
+        key = (expr, tuple(args))
+        if key not in self._values_printed:
+            self._values_printed[key] = self._numpy_value(expr, key[1])
+        return self._values_printed[key]
+
+    def _numpy_value(self, expr: sympy.Expr, args: tuple[str, ...]) -> str:
         code = self.numpy(expr)
         if not expr.is_Atom and not self.arrays.intersection(args):
             # Of constants alone: a Python float, which NumPy treats as weak (float32 stays).
@@ -649,6 +661,19 @@ class HadamardLatexPrinter(MathLatexPrinter):
         return rf"\frac{{\partial {self._print(f)}}}{{\partial {self._print(x)}}}"
 
     _print_LocalDeriv = _print_Deriv
+
+    def _print_Inner(self, expr):
+        a, b = (self._print(x) for x in expr.args)
+        return rf"\left\langle {a}, {b} \right\rangle"
+
+    def _print_Column(self, expr):
+        return self._print(expr.args[0])
+
+    def _print_Tangent(self, expr):
+        return rf"\partial_{{V}} {self._print(expr.args[0])}"
+
+    def _print_HessVec(self, expr):
+        return rf"\left(H V\right)_{{{self._print(expr.args[0])}}}"
 
     def _print_Entry(self, expr):
         base, *index = expr.args

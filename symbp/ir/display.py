@@ -151,6 +151,32 @@ class Mark(Node):
     nargs = 2
 
 
+class Inner(Node):
+    """⟨a, b⟩, the sum of the products of two arrays' entries (of one shape)."""
+
+    nargs = 2
+
+
+class Tangent(Node):
+    """∂_V x: the derivative of the value ``x`` (a Symbol) along the direction V of the
+    parameters, (∂x/∂θ)·V, of ``x``'s shape."""
+
+    nargs = 1
+
+
+class HessVec(Node):
+    """(H V)_p: parameter ``p``'s block of the Hessian of the loss times the direction V."""
+
+    nargs = 1
+
+
+class Column(Node):
+    """A vector as the m × 1 matrix the code keeps it as (a row's sum, a new trailing axis):
+    printed as the vector it is, it combines with a matrix along each column."""
+
+    nargs = 1
+
+
 class Named(Node):
     """A node that carries a name in its class (a function, a loss, a notation's symbol):
     :func:`named_class` makes one class per name, so that SymPy can hash and compare it."""
@@ -281,17 +307,19 @@ def rank(expr: sympy.Basic, ranks: Mapping[str, int]) -> int:
         return 1
     if isinstance(expr, OnesLike | Softmax):
         return max(rank(expr.args[0], ranks), 1)
-    if isinstance(expr, MeanAll | Norm2 | LossTerm | Entry | Ident):
+    if isinstance(expr, MeanAll | Norm2 | LossTerm | Entry | Ident | Inner):
         return 0
     if isinstance(expr, Tr):
         return 2 if rank(expr.args[0], ranks) else 0
+    if isinstance(expr, Column):
+        return 2
     if isinstance(expr, MatProd):
         left, right = (rank(a, ranks) for a in expr.args)
         row = isinstance(expr.args[0], Tr) and rank(expr.args[0].args[0], ranks) == 1
         if right == 1 and (row or left == 0):
             return 0
         return 1 if right == 1 else 2
-    if isinstance(expr, ChainTerm | Deriv | LocalDeriv):
+    if isinstance(expr, ChainTerm | Deriv | LocalDeriv | Tangent | HessVec):
         return rank(expr.args[-1], ranks)
     if isinstance(expr, Symbolic):
         return expr.rank

@@ -15,6 +15,7 @@ import builtins
 import functools
 import keyword
 import sys
+from collections.abc import Callable, Collection
 
 from sympy.printing.printer import Printer
 
@@ -33,6 +34,10 @@ RESERVED = frozenset(
         "backward",
         "loss_and_grad",
         "predict",
+        "hvp",
+        "loss_grad_hvp",
+        "hessian",
+        "hv",
         "init_params",
         "PARAM_SHAPES",
         "loss",
@@ -184,9 +189,24 @@ def adjoint(name: str) -> str:
     return "d" + name
 
 
-def contribution(name: str, child: str, uses: int) -> str:
+def contribution(name: str, child: str, uses: int, naming: Callable[[str], str] = adjoint) -> str:
     """A child's contribution to a cotangent; the cotangent itself when it is the only one."""
-    return adjoint(name) if uses <= 1 else f"{adjoint(name)}_{child}"
+    return naming(name) if uses <= 1 else f"{naming(name)}_{child}"
+
+
+def second_adjoint(name: str, cotangents: Collection[str]) -> str:
+    """A value's adjoint in the second reverse pass of a Hessian-vector product, ∂g/∂v for
+    g = ⟨∇L, V⟩. For a cotangent ``dX`` of the first pass that adjoint is the tangent
+    Ẋ = (∂X/∂θ)·V, named ``tX``; for any other value ``X`` it is named ``hX`` (for a
+    parameter, its block of H·V)."""
+    if name in cotangents and name.startswith("d"):
+        return "t" + name[1:]
+    return "h" + name
+
+
+def direction(param: str) -> str:
+    """The entry of a Hessian-vector product's direction V for ``param``."""
+    return "V_" + param
 
 
 def layer_name(kind: str, index: int) -> str:

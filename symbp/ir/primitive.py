@@ -89,6 +89,11 @@ def partial_derivative(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -
 
     The arguments are renamed by position before differentiating, so the same function in
     every layer is differentiated once (SymPy's diff is the hot spot of deep networks)."""
+    if expr.is_Add and sym(wrt) in _lone_terms(expr):
+        # A sum's partial in one of its terms is 1 when no other term reads it: the sum of a
+        # Hessian-vector product's inner products has one term per parameter, and sympy.diff
+        # in each would be quadratic in their number.
+        return sympy.Integer(1)
     slots = {sym(a): sympy.Symbol(f"x·{i}") for i, a in enumerate(args)}
     slots[out] = sympy.Symbol("out·")
     back = {v: k for k, v in slots.items()}
@@ -96,10 +101,25 @@ def partial_derivative(expr, args: Sequence[str], wrt: str, out: sympy.Symbol) -
     return partial.xreplace(back)
 
 
+@functools.lru_cache(maxsize=256)
+def _lone_terms(expr: sympy.Add) -> frozenset[sympy.Symbol]:
+    """The names that are terms of the sum ``expr`` and occur in no other term."""
+    seen: dict[sympy.Symbol, int] = {}
+    for term in expr.args:
+        for symbol in term.free_symbols:
+            seen[symbol] = seen.get(symbol, 0) + 1
+    return frozenset(t for t in expr.args if t.is_Symbol and seen[t] == 1)
+
+
 @functools.lru_cache(maxsize=4096)
 def _canonical_partial(expr, wrt, out):
     partial = sympy.diff(expr, wrt)
-    return partial if expr.is_Symbol else partial.subs(expr, out)
+    partial = partial if expr.is_Symbol else partial.subs(expr, out)
+    # The product rule leaves sums of products with a factor in common (the second pass of a
+    # Hessian-vector product meets them: ∂(a·b(1 − b))/∂b = a(1 − b) − ab): the common
+    # factor is taken out where that saves operations, a(1 − 2b).
+    factored = sympy.factor_terms(partial)
+    return factored if sympy.count_ops(factored) < sympy.count_ops(partial) else partial
 
 
 class Op:
