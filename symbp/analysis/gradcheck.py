@@ -114,6 +114,26 @@ def random_params(module: types.ModuleType, rng: np.random.Generator, sizes: Map
     return params
 
 
+def _random_point(
+    module: types.ModuleType,
+    batch: int,
+    seed: int,
+    sizes: Mapping[str, int] | None,
+    tolerance: float,
+) -> tuple[np.random.Generator, dict[str, np.ndarray], list[np.ndarray]]:
+    """The checks' random point (parameters, then inputs, from one generator), once the
+    tolerance is one central differences can resolve."""
+    if tolerance < RESOLUTION:
+        raise ValueError(
+            f"a tolerance of {tolerance:g} is below what central differences in float64 "
+            f"resolve; the smallest meaningful one is {RESOLUTION:g}"
+        )
+    rng = np.random.default_rng(seed)
+    all_sizes = check_sizes(module, batch, sizes)
+    params = random_params(module, rng, all_sizes)
+    return rng, params, list(random_inputs(module, rng, all_sizes).values())
+
+
 def check_module(
     module: types.ModuleType,
     *,
@@ -124,16 +144,7 @@ def check_module(
     progress: Callable[[str], None] | None = None,
 ) -> CheckResult:
     """Compare ``backward`` with finite differences of ``forward`` for every parameter entry."""
-    if tolerance < RESOLUTION:
-        raise ValueError(
-            f"a tolerance of {tolerance:g} is below what central differences in float64 "
-            f"resolve; the smallest meaningful one is {RESOLUTION:g}"
-        )
-    rng = np.random.default_rng(seed)
-    all_sizes = check_sizes(module, batch, sizes)
-    params = random_params(module, rng, all_sizes)
-    inputs = random_inputs(module, rng, all_sizes)
-    args = list(inputs.values())
+    _, params, args = _random_point(module, batch, seed, sizes, tolerance)
 
     def loss(p):
         value, _ = module.forward(p, *args)
@@ -173,15 +184,7 @@ def check_hvp(
     moves as far as one entry does in the gradient check). Every entry takes the stencils of
     :func:`derivative` in t, so the gradients at θ + tV are computed once for all entries (a
     dozen ``loss_and_grad`` calls, more near a kink), whatever the number of parameters."""
-    if tolerance < RESOLUTION:
-        raise ValueError(
-            f"a tolerance of {tolerance:g} is below what central differences in float64 "
-            f"resolve; the smallest meaningful one is {RESOLUTION:g}"
-        )
-    rng = np.random.default_rng(seed)
-    all_sizes = check_sizes(module, batch, sizes)
-    params = random_params(module, rng, all_sizes)
-    args = list(random_inputs(module, rng, all_sizes).values())
+    rng, params, args = _random_point(module, batch, seed, sizes, tolerance)
     direction = {
         n: rng.standard_normal(np.shape(p)) * max(1.0, float(np.max(np.abs(p), initial=0)))
         for n, p in params.items()
