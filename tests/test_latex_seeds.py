@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from symbp.analysis.gradcheck import check_module
 from symbp.derivation import derive
@@ -19,6 +20,7 @@ from symbp.errors import SpecError
 from symbp.front.spec import load, loads
 from symbp.resources import example_specs
 from tests.conftest import ROOT
+from tests.test_graph_oracle import graphs
 from tests.test_latex import compile_and_read, squeeze
 from tests.test_latex_lines import CASES
 
@@ -182,3 +184,36 @@ def test_seed_statements_read_back(tmp_path):
 @pytest.mark.tex
 def test_every_example_has_a_document(tmp_path):
     assert {p.stem for p in example_specs()} <= {s for s, _ in CASES}
+
+
+SHARE_OF_A_SHARE = """name = "userfn"
+[functions]
+cube = "z**3 + sin(z)"
+[graph]
+inputs = { X = "m x 3", T = "m x 2" }
+params = { W = "3 x 2", c = "scalar" }
+steps = ["Z = cube(X @ W) * c", "D = Z - T", "L = mean(D**2) + c**2"]
+loss = "L"
+"""
+
+
+@pytest.mark.tex
+def test_a_share_of_a_share_compiles(tmp_path):
+    """Regression: ĉ's share through Z̄ had a share of its own, printed {{ĉ}^{(Z̄)}}^{(all)},
+    which TeX refuses (double superscript); it is ĉ^{(Z̄)(all)}."""
+    text = render_latex(derive(loads(SHARE_OF_A_SHARE)), sections=[hvp_section])
+    assert r"{\hat{c}}^{(\bar{Z}_{\mathrm{cube}})(\text{all})}" in text
+    flat = squeeze(compile_and_read(text, tmp_path, "userfn")[0])
+    assert "TheHessian-vectorproduct" in flat
+
+
+@pytest.mark.tex
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(g=graphs())
+def test_hvp_documents_of_random_graphs_compile(g, tmp_path_factory):
+    """Every name the HVP section makes (tangents, hats, shares of shares) is LaTeX that
+    compiles, with no overfull line."""
+    text = render_latex(derive(loads(g.spec())), timeout=30, sections=[hvp_section])
+    directory = tmp_path_factory.mktemp("hvp")
+    _, _, log = compile_and_read(text, directory, "g")
+    assert not re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log), g.spec()

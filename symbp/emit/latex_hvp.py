@@ -43,6 +43,28 @@ def _accent(accent: str, tex: str) -> str:
     return f"{accent}{{{head}}}{rest}"
 
 
+def _split_superscript(tex: str) -> tuple[str, str] | None:
+    """``({x}, (A))`` for ``{x}^{(A)}``: a name that ends in a superscript of its own."""
+    if not tex.endswith("}"):
+        return None
+    depth = 0
+    for i in range(len(tex) - 1, -1, -1):
+        depth += {"}": 1, "{": -1}.get(tex[i], 0)
+        if depth == 0:
+            return (tex[: i - 1], tex[i + 1 : -1]) if i > 0 and tex[i - 1] == "^" else None
+    return None
+
+
+def _with_share(tex: str, child: str) -> str:
+    """The share of the value named ``tex`` through ``child``: ``{x}^{(child)}``, or
+    ``{x}^{(A)(child)}`` where the name has a superscript already (TeX refuses a second)."""
+    split = _split_superscript(tex)
+    if split is None:
+        return "{" + tex + "}^{(" + child + ")}"
+    base, superscript = split
+    return base + "^{" + superscript + "(" + child + ")}"
+
+
 def hvp_names(second: HVP, first: dict[str, str]) -> dict[str, str]:
     """The LaTeX of every value of the HVP Program the document names, from the first
     pass's names ``first``: V_p for p's direction; Ẋ for the second pass's adjoint of the
@@ -69,7 +91,7 @@ def hvp_names(second: HVP, first: dict[str, str]) -> dict[str, str]:
         for stem in sorted((s for s in second_values if value.startswith(s + "_")), key=len)[::-1]:
             part = value[len(stem) + 1 :]
             inner = name_of(part) if part in program.vars else rf"\text{{{escape_text(part)}}}"
-            return "{" + name_of(stem) + "}^{(" + inner + ")}"
+            return _with_share(name_of(stem), inner)
         return rf"\mathrm{{{escape_text(value)}}}"
 
     for value in program.vars:
