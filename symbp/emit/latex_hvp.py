@@ -19,7 +19,7 @@ import sympy
 from symbp.ad.hvp import HVP
 from symbp.emit.latex import inlined
 from symbp.emit.latex_lines import equation
-from symbp.emit.latex_names import escape_text
+from symbp.emit.latex_names import escape_text, split_superscript
 from symbp.emit.latex_writer import Section, Writer
 from symbp.emit.printing import LatexPrinters
 from symbp.ir import display as d
@@ -43,22 +43,10 @@ def _accent(accent: str, tex: str) -> str:
     return f"{accent}{{{head}}}{rest}"
 
 
-def _split_superscript(tex: str) -> tuple[str, str] | None:
-    """``({x}, (A))`` for ``{x}^{(A)}``: a name that ends in a superscript of its own."""
-    if not tex.endswith("}"):
-        return None
-    depth = 0
-    for i in range(len(tex) - 1, -1, -1):
-        depth += {"}": 1, "{": -1}.get(tex[i], 0)
-        if depth == 0:
-            return (tex[: i - 1], tex[i + 1 : -1]) if i > 0 and tex[i - 1] == "^" else None
-    return None
-
-
 def _with_share(tex: str, child: str) -> str:
     """The share of the value named ``tex`` through ``child``: ``{x}^{(child)}``, or
     ``{x}^{(A)(child)}`` where the name has a superscript already (TeX refuses a second)."""
-    split = _split_superscript(tex)
+    split = split_superscript(tex)
     if split is None:
         return "{" + tex + "}^{(" + child + ")}"
     base, superscript = split

@@ -215,3 +215,16 @@ def backward_latex_name(name: str, program: Program) -> str:
 
 def atom(tex: str) -> str:
     return "{" + tex + "}" if "_" in tex or "^" in tex else tex
+
+
+def split_superscript(tex: str) -> tuple[str, str] | None:
+    """``({x}, (A))`` for ``{x}^{(A)}``: a name that ends in a superscript of its own (a
+    share's child, a transpose). TeX refuses a second superscript on it, even in braces."""
+    if not tex.endswith("}"):
+        return None
+    depth = 0
+    for i in range(len(tex) - 1, -1, -1):
+        depth += {"}": 1, "{": -1}.get(tex[i], 0)
+        if depth == 0:
+            return (tex[: i - 1], tex[i + 1 : -1]) if i > 0 and tex[i - 1] == "^" else None
+    return None

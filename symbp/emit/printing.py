@@ -19,7 +19,7 @@ from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.precedence import PRECEDENCE, precedence
 from sympy.printing.str import StrPrinter
 
-from symbp.emit.latex_names import latex_name
+from symbp.emit.latex_names import latex_name, split_superscript
 from symbp.ir import display
 from symbp.ir.functions import ArrayApiForm, ElementwiseFunction, FunctionTable, NumpyForm
 from symbp.ir.losses import LOSSES
@@ -600,6 +600,8 @@ class HadamardLatexPrinter(MathLatexPrinter):
     def _wrapped(self, expr) -> str:
         """``expr`` bracketed unless it prints as one symbol (a name, a call, 𝟏)."""
         text = self._print(expr)
+        if split_superscript(text) is not None:  # W̄^{(Z)}: no second superscript on it
+            return rf"\left({text}\right)"
         if isinstance(expr, sympy.Symbol | display.Bar | display.Ones | display.OnesLike):
             return "{" + text + "}"
         if isinstance(expr, sympy.Function) and not isinstance(expr, display.MatProd):
