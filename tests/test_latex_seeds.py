@@ -217,3 +217,23 @@ def test_hvp_documents_of_random_graphs_compile(g, tmp_path_factory):
     directory = tmp_path_factory.mktemp("hvp")
     flat = squeeze(compile_and_read(text, directory, "g")[0])
     assert "TheHessian-vectorproduct" in flat, g.spec()
+
+
+LONG_BRANCHES = """name = "branches"
+[graph]
+params = { p1 = "n x 1" }
+steps = ["v2 = abs(p1)", "v7 = gelu(p1)", "E = sum(tanh(v2)) + sum(tanh(v7))"]
+loss = "E"
+"""
+
+
+@pytest.mark.tex
+def test_a_piecewise_with_long_branches_breaks_them_over_rows(tmp_path):
+    """Regression: p̄'s cases (abs′ beside gelu′) ran 161pt off the page in one row each; each
+    branch's value now breaks over rows of its own, and every line stays true."""
+    derivation = derive(loads(LONG_BRANCHES))
+    text = render_latex(derivation)
+    assert r"\begin{cases} \begin{aligned}[t] &" in text
+    _, _, log = compile_and_read(text, tmp_path, "branches")
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)", log)]
+    assert max(widths, default=0) < 40, widths

@@ -152,6 +152,19 @@ def _tokens(pr: LatexPrinters, expr: sympy.Basic, budget: float) -> list[str]:
                 pieces[0] = "+ " + pieces[0]
             out += pieces
         return out
+    if isinstance(expr, sympy.Piecewise):  # each branch's value in rows of its own
+        branches = []
+        for value, condition in expr.args:
+            when = (
+                r"\text{otherwise}"
+                if condition is sympy.true
+                else rf"\text{{for}}\: {printer._print(condition)}"
+            )
+            parts = rows(pr, value, max(budget - width(when) - 2, ROW / 3))
+            if len(parts) > 1:
+                parts = [r"\begin{aligned}[t] &" + r" \\ &\quad ".join(parts) + r"\end{aligned}"]
+            branches.append(f"{parts[0]} & {when}")
+        return [r"\begin{cases} " + r" \\".join(branches) + r" \end{cases}"]
     if isinstance(expr, display.Plus):  # a sum kept in its order: break between its terms
         out = []
         for k, term in enumerate(expr.args):
