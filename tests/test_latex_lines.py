@@ -312,3 +312,22 @@ def test_documents_of_networks_of_every_kind_are_true(case, notation):
     derivation = derive(loads(text))
     result = verify(derivation, document(derivation, notation, sections=[hvp_section]).lines())
     assert result.lines > 15 and not result.failures, "\n".join(result.failures[:3])
+
+
+MASK_AS_A_VALUE = """name = "mask"
+[graph]
+inputs = { x2 = "m x n" }
+params = { p1 = "n x 1" }
+steps = ["v3 = p1 + p1", "v4 = maximum(p1, v3)", "v6 = maximum(v3, v4)", "E = sum(tanh(v6))"]
+loss = "E"
+"""
+
+
+def test_a_mask_held_as_a_value_is_evaluated():
+    """Regression (found by the random graphs in CI): the HVP program keeps maximum's mask
+    (p₁ ≥ v₃) ∨ (v₃ ≥ v₄) as a value of its own; the verifier evaluates it as 1 or 0."""
+    derivation = derive(loads(MASK_AS_A_VALUE))
+    lines = document(derivation, sections=[hvp_section]).lines()
+    assert any(isinstance(line.sides[-1], sympy.logic.boolalg.BooleanFunction) for line in lines)
+    result = verify(derivation, lines)
+    assert not result.failures, result.failures[:3]

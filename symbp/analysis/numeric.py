@@ -51,6 +51,8 @@ class Evaluator:
     def _compute(self, expr):
         if expr.is_Symbol and expr in self.definitions:
             return self._eval(self.definitions[expr])
+        if isinstance(expr, sympy.logic.boolalg.Boolean):  # a mask held as a value: 1 or 0
+            return mpmath.mpf(1 if self._condition(expr) else 0)
         if expr.is_Rational:
             return mpmath.mpf(expr.p) / expr.q
         if expr.is_Number or expr.is_NumberSymbol:
