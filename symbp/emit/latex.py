@@ -129,7 +129,7 @@ def inlined(w: Writer) -> dict[sympy.Symbol, sympy.Expr]:
     their definitions: the mathematics writes them out. A temporary whose definition would
     print with another rank (a new axis) keeps its name."""
     program, adjoints = w.program, w.notation.adjoints
-    ranks = {n: len(v.shape) for n, v in program.vars.items()}
+    ranks = program.ranks()
     inline: dict[sympy.Symbol, sympy.Expr] = {}
     for eqn in program.backward_eqns:
         if eqn.out in adjoints:

@@ -25,7 +25,7 @@ from symbp.emit.printing import LatexPrinters
 from symbp.ir import display as d
 from symbp.ir.display import Line
 from symbp.ir.ops import OPS
-from symbp.ir.program import Eqn
+from symbp.ir.program import Eqn, Program
 
 _HEAD = re.compile(r"(\\[A-Za-z]+(?:\{[^{}]*\})?|\{[^{}]*\}|.)(.*)", re.S)
 
@@ -91,7 +91,7 @@ def _printers(w: Writer, second: HVP) -> LatexPrinters:
     program = second.program
     base = w.pr.latex_printer
     names = hvp_names(second, w.notation.names)
-    ranks = _ranks(program)
+    ranks = program.ranks()
     adjoints = set(w.notation.adjoints) | {e.out for e in second.second_eqns}
     return LatexPrinters(
         w.derivation.functions, names, ranks, base.bar_names, base.symbols, adjoints
@@ -109,18 +109,13 @@ def _inlined(w: Writer, second: HVP) -> dict[sympy.Symbol, sympy.Expr]:
     return out
 
 
-def _display(eqn: Eqn, second: HVP, inline: dict) -> sympy.Expr:
-    program = second.program
+def _display(eqn: Eqn, program: Program, ranks: dict[str, int], inline: dict) -> sympy.Expr:
     shapes = [program.shape(a) for a in eqn.args]
     expr = OPS[eqn.op].display(list(eqn.args), dict(eqn.attrs), shapes).xreplace(inline)
     shape = program.shape(eqn.out)
-    if len(shape) == 2 and shape[1] == 1 and d.rank(expr, _ranks(program)) == 1:
+    if len(shape) == 2 and shape[1] == 1 and d.rank(expr, ranks) == 1:
         return d.Column(expr)  # a row's sum kept as a column, to broadcast along the row
     return expr
-
-
-def _ranks(program) -> dict[str, int]:
-    return {n: len(v.shape) for n, v in program.vars.items()}
 
 
 INTRO = (
@@ -176,9 +171,11 @@ def hvp_section(w: Writer) -> Section:
     n_inner = program.n_forward or len(program.eqns)
     first = {e.out for e in live if position[e.out] < n_inner}
     steps = [e for e in live if position[e.out] >= n_inner]
+    ranks = program.ranks()
+    shown_as = {e.out: _display(e, program, ranks, inline) for e in steps}
     read: set[str] = set()
-    for e in steps:
-        read |= {s.name for s in _display(e, second, inline).free_symbols} & first
+    for rhs in shown_as.values():
+        read |= {s.name for s in rhs.free_symbols} & first
     if read:
         shown = ", ".join(
             f"${pr.latex(sympy.Symbol(n))}$" for n in sorted(read, key=position.__getitem__)
@@ -188,12 +185,11 @@ def hvp_section(w: Writer) -> Section:
         )
     forward = {e.out for e in derivation.program.forward_eqns}
     known = [*derivation.program.vars, *second.directions.values()]  # values the scene has
-    ranks = _ranks(program)
     cotangents = {e.out for e in derivation.program.backward_eqns}
     lines: list[Line] = []
     for e in steps:
         out = sympy.Symbol(e.out)
-        rhs = _display(e, second, inline)
+        rhs = shown_as[e.out]
         sides: list[sympy.Basic] = [out]
         shape = program.shape(e.out)
         of = e.out[1:]  # tX, the second pass's adjoint of X̄, is X's tangent

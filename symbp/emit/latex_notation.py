@@ -166,7 +166,7 @@ def _backward_names(notation: Notation, program: Program) -> None:
 def printers(derivation: Derivation, notation: Notation) -> LatexPrinters:
     """The document's printers: the notation's names, ⊙ and (·)^{∘2} for arrays."""
     program = derivation.program
-    ranks = {n: len(v.shape) for n, v in program.vars.items()}
+    ranks = program.ranks()
     forward = [*program.inputs, *program.params, *program.consts]
     bars = {n: notation.bar(n) for n in [*forward, *(e.out for e in program.forward_eqns)]}
     return LatexPrinters(

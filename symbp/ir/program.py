@@ -141,6 +141,11 @@ class Program:
     def shape(self, name: str) -> Shape:
         return self.vars[name].shape
 
+    def ranks(self) -> dict[str, int]:
+        """Each value's number of axes (0 for a scalar): what the document's printer needs to
+        choose between ⊙ and juxtaposition."""
+        return {n: len(v.shape) for n, v in self.vars.items()}
+
     def arrays(self) -> set[str]:
         """Names whose values are NumPy arrays when the module runs: inputs, parameters and
         what is computed from an array. Constants, and elementwise values of constants alone,
