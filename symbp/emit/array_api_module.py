@@ -25,6 +25,8 @@ from symbp.emit.module_parts import (
     backward_unpack,
     cached_values,
     helper_sources,
+    init_rule,
+    init_sizes,
     input_checks,
     module_header,
     predict_doc,
@@ -246,18 +248,16 @@ def _literal(text: str | None) -> str:
 
 
 def _named_sizes(program: Program) -> list[str]:
-    named = [d for p in program.params for d in program.shape(p) if isinstance(d, str)]
-    return ["*", *dict.fromkeys(named)] if named else []
+    sizes = init_sizes(program)
+    return ["*", *sizes] if sizes else []
 
 
 def _init_code(program: Program, name: str) -> str:
-    shape = program.shape(name)
-    code = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-    kind = program.meta.get("init", {}).get(name)
-    if kind == "zeros":
+    rule, code, fan_in = init_rule(program, name)
+    if rule == "zeros":
         return f"xp.zeros({code}, dtype=dtype, device=device)"
-    if len(shape) == 2 or kind == "fan_in":
-        return f"_normal(xp, rng, {code}, 1 / math.sqrt({shape[0]}), dtype, device)"
+    if rule == "fan_in":
+        return f"_normal(xp, rng, {code}, 1 / math.sqrt({fan_in}), dtype, device)"
     return f"_normal(xp, rng, {code}, 0.1, dtype, device)"
 
 

@@ -108,6 +108,27 @@ def shape_code(shape: Shape) -> str:
     return "(" + ", ".join(items) + ")"
 
 
+def init_sizes(program: Program) -> list[str]:
+    """The named sizes of the parameters, once each in order: ``init_params`` takes them."""
+    return list(
+        dict.fromkeys(d for p in program.params for d in program.shape(p) if isinstance(d, str))
+    )
+
+
+def init_rule(program: Program, name: str) -> tuple[str, str, object]:
+    """How ``init_params`` draws parameter ``name``, whatever the module's array library:
+    ``("zeros", shape, None)``; ``("fan_in", shape, n)``, N(0, 1/n) for a matrix (or where the
+    spec asks), n its fan-in; or ``("small", shape, None)``, N(0, 0.1²). The shape is code."""
+    shape = program.shape(name)
+    code = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+    kind = program.meta.get("init", {}).get(name)
+    if kind == "zeros":
+        return "zeros", code, None
+    if len(shape) == 2 or kind == "fan_in":
+        return "fan_in", code, shape[0]
+    return "small", code, None
+
+
 def signature(program: Program, direction: str | None = None) -> list[str]:
     """``params``, the inputs (then the direction of a Hessian-vector product, if given), and
     the constants as keyword arguments with their defaults."""

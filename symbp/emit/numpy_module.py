@@ -15,6 +15,8 @@ from symbp.emit.module_parts import (
     cached_values,
     doc_lines,
     helper_sources,
+    init_rule,
+    init_sizes,
     input_checks,
     module_header,
     predict_doc,
@@ -148,19 +150,15 @@ def _lines(eqns: list[Eqn], printers: Printers, program: Program, keep: set[str]
 
 
 def _init_dims(program: Program) -> str:
-    named = [d for p in program.params for d in program.shape(p) if isinstance(d, str)]
-    unique = list(dict.fromkeys(named))
-    return ", *, " + ", ".join(unique) if unique else ""
+    sizes = init_sizes(program)
+    return ", *, " + ", ".join(sizes) if sizes else ""
 
 
 def _init_code(program: Program, name: str) -> str:
-    shape = program.shape(name)
-    code = "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
-    kind = program.meta.get("init", {}).get(name)
-    if kind == "zeros":
+    rule, code, fan_in = init_rule(program, name)
+    if rule == "zeros":
         return f"np.zeros({code}, dtype=dtype)"
-    if len(shape) == 2 or kind == "fan_in":
-        fan_in = shape[0]
+    if rule == "fan_in":
         return f"(rng.standard_normal({code}) / np.sqrt({fan_in})).astype(dtype)"
     return f"(0.1 * rng.standard_normal({code})).astype(dtype)"
 
